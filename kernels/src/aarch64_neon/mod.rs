@@ -1,0 +1,1 @@
+//! NEON microkernels (placeholder until the NEON kernel lands).

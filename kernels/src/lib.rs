@@ -1,0 +1,410 @@
+//! incept's microkernels and the scalar reference oracle.
+//!
+//! Every microkernel computes one *tile*: `mr` output pixels x `nr` output channels of a
+//! convolution, with the whole reduction (every tap x every input channel) inside the kernel.
+//! A 1x1 convolution is the one-tap case, so the same kernels serve the GEMM and, later, the
+//! direct KxK convolutions.
+//!
+//! ```text
+//!   input (NHWC, not packed)            packed weights, one block of NR output channels
+//!   pixel i of the tile starts at       [ NR biases ][ tap 0: k x NR ][ tap 1: k x NR ] ...
+//!   a + i * a_pixel_stride; tap t       (zero-padded to NR channels, so kernels never mask loads)
+//!   reads k channels at + taps[t].input_offset
+//!
+//!   out[i][j] = clamp( bias[j] + sum over taps t, then channels q of
+//!                      a[i*a_pixel_stride + taps[t].input_offset + q] * w[taps[t].weight_offset + q*NR + j] )
+//! ```
+//!
+//! Each ISA module (`scalar`, `x86_avx2`, `x86_avx512`, `aarch64_neon`) exports [`KernelInfo`]
+//! constants with the same contract, so the caller picks one from a table at run time and the
+//! tests run one suite against all of them. The raw entry point ([`TileKernel`]) is `unsafe`;
+//! [`run_tile`] is the safe front door that checks every address the tile touches against the
+//! slices it is given, in O(1) per call.
+#![no_std]
+#![deny(missing_docs)]
+
+pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+pub mod x86_avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_avx512;
+
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64_neon;
+
+/// The fused epilogue: every output is clamped to `[min, max]` in registers before the store.
+///
+/// The clamp is `if x < min { min } else if x > max { max } else { x }`, so NaN passes through
+/// unchanged (IEEE comparisons with NaN are false) and `-0.0` is not turned into `+0.0`. ReLU is
+/// `[0, +inf]`, no epilogue is `[-inf, +inf]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct Clamp {
+    /// Lower bound (may be `-inf`).
+    pub min: f32,
+    /// Upper bound (may be `+inf`).
+    pub max: f32,
+}
+
+impl Clamp {
+    /// No clamping at all.
+    pub const NONE: Clamp = Clamp {
+        min: f32::NEG_INFINITY,
+        max: f32::INFINITY,
+    };
+
+    /// Applies the clamp to one value, with the NaN and signed-zero rules above.
+    #[inline(always)]
+    pub fn apply(self, x: f32) -> f32 {
+        if x < self.min {
+            self.min
+        } else if x > self.max {
+            self.max
+        } else {
+            x
+        }
+    }
+}
+
+/// One tap of a convolution window as a microkernel sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Tap {
+    /// Offset in elements from a tile pixel's input base to the first channel this tap reads.
+    pub input_offset: isize,
+    /// Offset in elements from the end of the bias row (`w + NR`) to this tap's `k x NR` weights.
+    pub weight_offset: usize,
+}
+
+/// Everything one microkernel call needs, as raw pointers: the contract of [`TileKernel`].
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct TileArgs {
+    /// Output pixels in this tile, `1..=MR`.
+    pub mr: usize,
+    /// Output channels in this tile, `1..=NR`; the remaining lanes are computed but not stored.
+    pub nr: usize,
+    /// Input channels read per tap (the reduction length of one tap). May be 0.
+    pub k: usize,
+    /// Input base of tile pixel 0.
+    pub a: *const f32,
+    /// Elements between the input bases of consecutive tile pixels.
+    pub a_pixel_stride: usize,
+    /// `tap_count` taps, each read for every pixel of the tile.
+    pub taps: *const Tap,
+    /// Number of taps (at least 1 for a meaningful result; 0 stores the bias).
+    pub tap_count: usize,
+    /// Packed weight block: NR biases, then the taps' `k x NR` weights (see the module docs).
+    pub w: *const f32,
+    /// Output of tile pixel 0, channel 0.
+    pub c: *mut f32,
+    /// Elements between the outputs of consecutive tile pixels.
+    pub c_pixel_stride: usize,
+    /// Epilogue.
+    pub clamp: Clamp,
+}
+
+/// A microkernel.
+///
+/// # Safety
+/// For every pixel `i < mr`, tap `t < tap_count` and channel `q < k`, the element
+/// `a + i*a_pixel_stride + taps[t].input_offset + q` must be readable; `w .. w + NR` and
+/// `w + NR + taps[t].weight_offset .. + k*NR` readable; `c + i*c_pixel_stride .. + nr` writable
+/// and not aliased by any other live reference; `1 <= mr <= MR`, `1 <= nr <= NR`; the CPU must
+/// support the kernel's ISA (see [`KernelInfo::isa`]).
+pub type TileKernel = unsafe fn(&TileArgs);
+
+/// Instruction sets the kernels are written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KernelIsa {
+    /// Portable Rust, any CPU.
+    Scalar,
+    /// x86-64 AVX2 + FMA.
+    Avx2,
+    /// x86-64 AVX-512F.
+    Avx512,
+    /// AArch64 Advanced SIMD.
+    Neon,
+}
+
+/// A microkernel with its tile geometry, named XNNPACK-style: `conv_{MR}x{NR}__{isa}`.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelInfo {
+    /// Name, e.g. `conv_14x32__avx512f_broadcast`.
+    pub name: &'static str,
+    /// ISA the CPU must support to call [`KernelInfo::run`].
+    pub isa: KernelIsa,
+    /// Largest number of output pixels per tile.
+    pub mr: usize,
+    /// Output channels per packed weight block (the largest `nr`).
+    pub nr: usize,
+    /// The entry point.
+    pub run: TileKernel,
+}
+
+/// The tile kernel for `isa`, if this target compiles one (whether or not this CPU supports it:
+/// check with [`IsaToken::new`]).
+pub fn conv_kernel(isa: KernelIsa) -> Option<&'static KernelInfo> {
+    match isa {
+        KernelIsa::Scalar => Some(&scalar::CONV_4X8),
+        #[cfg(target_arch = "x86_64")]
+        KernelIsa::Avx2 => Some(&x86_avx2::CONV_6X16),
+        #[cfg(target_arch = "x86_64")]
+        KernelIsa::Avx512 => Some(&x86_avx512::CONV_14X32),
+        #[cfg(target_arch = "aarch64")]
+        KernelIsa::Neon => Some(&aarch64_neon::CONV_NEON),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// A set of taps with its extents precomputed, so checking a tile costs O(1).
+#[derive(Clone, Copy, Debug)]
+pub struct TapSet<'t> {
+    taps: &'t [Tap],
+    min_input_offset: isize,
+    max_input_offset: isize,
+    max_weight_offset: usize,
+}
+
+impl<'t> TapSet<'t> {
+    /// Wraps `taps` (which may be empty).
+    pub fn new(taps: &'t [Tap]) -> Self {
+        let mut set = TapSet {
+            taps,
+            min_input_offset: 0,
+            max_input_offset: 0,
+            max_weight_offset: 0,
+        };
+        if let Some(first) = taps.first() {
+            set.min_input_offset = first.input_offset;
+            set.max_input_offset = first.input_offset;
+        }
+        for t in taps {
+            set.min_input_offset = set.min_input_offset.min(t.input_offset);
+            set.max_input_offset = set.max_input_offset.max(t.input_offset);
+            set.max_weight_offset = set.max_weight_offset.max(t.weight_offset);
+        }
+        set
+    }
+
+    /// The taps.
+    pub fn taps(&self) -> &'t [Tap] {
+        self.taps
+    }
+}
+
+/// Geometry of one tile in element offsets into the slices given to [`run_tile`].
+#[derive(Clone, Copy, Debug)]
+pub struct Tile {
+    /// Output pixels, `1..=MR`.
+    pub mr: usize,
+    /// Output channels, `1..=NR`.
+    pub nr: usize,
+    /// Input channels per tap.
+    pub k: usize,
+    /// Index in `a` of tile pixel 0's input base.
+    pub a_offset: usize,
+    /// Elements between consecutive tile pixels in `a`.
+    pub a_pixel_stride: usize,
+    /// Index in `w` of the packed block (its bias row).
+    pub w_offset: usize,
+    /// Index in `c` of tile pixel 0, channel 0.
+    pub c_offset: usize,
+    /// Elements between consecutive tile pixels in `c`.
+    pub c_pixel_stride: usize,
+    /// Epilogue.
+    pub clamp: Clamp,
+}
+
+/// Why [`run_tile`] refused a tile. The operators validate shapes first, so seeing this means
+/// a bug in incept, reported instead of becoming undefined behaviour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TileError {
+    /// `mr` or `nr` is 0 or larger than the kernel's tile.
+    TileSize,
+    /// The tile would read before the start or past the end of the input slice.
+    Input,
+    /// The tile would read past the end of the packed weights.
+    Weights,
+    /// The tile would write past the end of the output slice.
+    Output,
+    /// The CPU does not support the kernel's ISA.
+    Isa,
+}
+
+/// Runs one tile after checking every address it touches against `a`, `w` and `c`.
+///
+/// `isa` is the proof, obtained once (e.g. when an operator is created), that the CPU supports
+/// `kernel.isa`; a token for another ISA is refused.
+pub fn run_tile(
+    kernel: &KernelInfo,
+    tile: &Tile,
+    taps: &TapSet<'_>,
+    a: &[f32],
+    w: &[f32],
+    c: &mut [f32],
+    isa: IsaToken,
+) -> Result<(), TileError> {
+    if isa.0 != kernel.isa {
+        return Err(TileError::Isa);
+    }
+    if tile.mr == 0 || tile.mr > kernel.mr || tile.nr == 0 || tile.nr > kernel.nr {
+        return Err(TileError::TileSize);
+    }
+    let last_pixel = tile.mr - 1;
+    if tile.k > 0 && !taps.taps.is_empty() {
+        // Lowest and one-past-highest element read from `a`.
+        let lo = (tile.a_offset as isize).checked_add(taps.min_input_offset);
+        let hi = last_pixel
+            .checked_mul(tile.a_pixel_stride)
+            .and_then(|x| x.checked_add(tile.a_offset))
+            .and_then(|x| isize::try_from(x).ok())
+            .and_then(|x| x.checked_add(taps.max_input_offset))
+            .and_then(|x| x.checked_add(isize::try_from(tile.k).ok()?));
+        match (lo, hi) {
+            (Some(lo), Some(hi)) if lo >= 0 && hi <= a.len() as isize => {}
+            _ => return Err(TileError::Input),
+        }
+    }
+    let w_end = if taps.taps.is_empty() {
+        tile.w_offset.checked_add(kernel.nr)
+    } else {
+        tile.k
+            .checked_mul(kernel.nr)
+            .and_then(|x| x.checked_add(taps.max_weight_offset))
+            .and_then(|x| x.checked_add(kernel.nr))
+            .and_then(|x| x.checked_add(tile.w_offset))
+    };
+    if !matches!(w_end, Some(end) if end <= w.len()) {
+        return Err(TileError::Weights);
+    }
+    let c_end = last_pixel
+        .checked_mul(tile.c_pixel_stride)
+        .and_then(|x| x.checked_add(tile.c_offset))
+        .and_then(|x| x.checked_add(tile.nr));
+    if !matches!(c_end, Some(end) if end <= c.len()) {
+        return Err(TileError::Output);
+    }
+    let args = TileArgs {
+        mr: tile.mr,
+        nr: tile.nr,
+        k: tile.k,
+        // `wrapping_add` because with k == 0 the offset may point anywhere; it is never read then.
+        a: a.as_ptr().wrapping_add(tile.a_offset),
+        a_pixel_stride: tile.a_pixel_stride,
+        taps: taps.taps.as_ptr(),
+        tap_count: if tile.k == 0 { 0 } else { taps.taps.len() },
+        w: w.as_ptr().wrapping_add(tile.w_offset),
+        c: c.as_mut_ptr().wrapping_add(tile.c_offset),
+        c_pixel_stride: tile.c_pixel_stride,
+        clamp: tile.clamp,
+    };
+    // SAFETY: the checks above prove every read of `a` and `w` and every write of `c` that the
+    // kernel contract allows lies inside the borrowed slices (`c` is borrowed mutably, so it is
+    // not aliased); the tile size is within the kernel's; `IsaToken` can only be made by
+    // `IsaToken::new`, which verifies the CPU supports the ISA.
+    unsafe { (kernel.run)(&args) };
+    Ok(())
+}
+
+/// Proof that the running CPU supports an ISA: made only by [`IsaToken::new`], which checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IsaToken(KernelIsa);
+
+impl IsaToken {
+    /// Returns a token if this CPU supports `isa`.
+    pub fn new(isa: KernelIsa) -> Option<IsaToken> {
+        cpu_supports(isa).then_some(IsaToken(isa))
+    }
+
+    /// The verified ISA.
+    pub fn isa(self) -> KernelIsa {
+        self.0
+    }
+}
+
+/// Whether this CPU can run kernels for `isa` (detected at run time on x86-64; NEON is part of
+/// the AArch64 baseline).
+pub fn cpu_supports(isa: KernelIsa) -> bool {
+    match isa {
+        KernelIsa::Scalar => true,
+        KernelIsa::Avx2 => x86_has_avx2_fma(),
+        KernelIsa::Avx512 => x86_has_avx512f(),
+        KernelIsa::Neon => cfg!(target_arch = "aarch64"),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn x86_has_avx2_fma() -> bool {
+    // `is_x86_feature_detected!` needs std; CPUID is available in core.
+    x86_features().0
+}
+#[cfg(target_arch = "x86_64")]
+fn x86_has_avx512f() -> bool {
+    x86_features().1
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn x86_has_avx2_fma() -> bool {
+    false
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn x86_has_avx512f() -> bool {
+    false
+}
+
+/// (AVX2 and FMA usable, AVX-512F usable), from CPUID and XGETBV: the CPU must have the
+/// instructions and the OS must save the vector state.
+#[cfg(target_arch = "x86_64")]
+fn x86_features() -> (bool, bool) {
+    // Miri cannot execute CPUID: it sees the features the crate was compiled with.
+    #[cfg(miri)]
+    return (
+        cfg!(all(target_feature = "avx2", target_feature = "fma")),
+        cfg!(target_feature = "avx512f"),
+    );
+    #[cfg(not(miri))]
+    x86_features_cpuid()
+}
+
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[allow(unused_unsafe)] // CPUID intrinsics became safe in Rust 1.87; older compilers need `unsafe`.
+fn x86_features_cpuid() -> (bool, bool) {
+    use core::arch::x86_64::{__cpuid, __cpuid_count};
+    // SAFETY: CPUID exists on every x86-64 CPU.
+    let leaf1 = unsafe { __cpuid(1) };
+    let has_fma = leaf1.ecx & (1 << 12) != 0;
+    let has_osxsave = leaf1.ecx & (1 << 27) != 0;
+    let has_avx = leaf1.ecx & (1 << 28) != 0;
+    if !(has_osxsave && has_avx) {
+        return (false, false);
+    }
+    let xcr0 = xgetbv0();
+    let os_ymm = xcr0 & 0b110 == 0b110;
+    let os_zmm = xcr0 & 0b1110_0110 == 0b1110_0110;
+    // SAFETY: CPUID exists on every x86-64 CPU; leaf 7 is valid when the max leaf allows it.
+    let max_leaf = unsafe { __cpuid(0) }.eax;
+    if max_leaf < 7 {
+        return (false, false);
+    }
+    // SAFETY: as above.
+    let leaf7 = unsafe { __cpuid_count(7, 0) };
+    let has_avx2 = leaf7.ebx & (1 << 5) != 0;
+    let has_avx512f = leaf7.ebx & (1 << 16) != 0;
+    (
+        os_ymm && has_avx2 && has_fma,
+        os_ymm && os_zmm && has_avx512f,
+    )
+}
+
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+fn xgetbv0() -> u64 {
+    let (eax, edx): (u32, u32);
+    // SAFETY: only called after CPUID reported OSXSAVE, which makes XGETBV with ECX=0 valid.
+    unsafe {
+        core::arch::asm!("xgetbv", in("ecx") 0u32, out("eax") eax, out("edx") edx,
+            options(nomem, nostack, preserves_flags));
+    }
+    (u64::from(edx) << 32) | u64::from(eax)
+}

@@ -1,0 +1,123 @@
+//! AVX2 + FMA microkernels: 6 pixels x 16 channels (two ymm per pixel).
+//!
+//! Register budget (16 ymm): 6 x 2 accumulators + 2 weight vectors + 1 broadcast = 15; wider
+//! tiles (4x24) make LLVM spill.
+//!
+//! Each `mr` in 1..=6 and each vector count (1 ymm when `nr <= 8`, else 2) is its own
+//! monomorphised instance; output-channel remainders are stored with `vmaskmovps`.
+
+use core::arch::x86_64::*;
+
+use crate::{KernelInfo, KernelIsa, TileArgs};
+
+/// Output pixels per tile.
+pub const MR: usize = 6;
+/// Output channels per packed block.
+pub const NR: usize = 16;
+const LANES: usize = 8;
+
+/// 6 x 16 AVX2 + FMA kernel, broadcasting one input value per FMA row.
+pub const CONV_6X16: KernelInfo = KernelInfo {
+    name: "conv_6x16__avx2_fma_broadcast",
+    isa: KernelIsa::Avx2,
+    mr: MR,
+    nr: NR,
+    run: conv_6x16,
+};
+
+/// # Safety
+/// The [`crate::TileKernel`] contract with `MR = 6`, `NR = 16`, on a CPU with AVX2 and FMA.
+unsafe fn conv_6x16(args: &TileArgs) {
+    macro_rules! by_rows {
+        ($nrv:literal; $($mr:literal)*) => {
+            match args.mr {
+                // SAFETY: same contract, `mr` matches the instance.
+                $($mr => unsafe { tile::<$mr, $nrv>(args) },)*
+                _ => {}
+            }
+        };
+    }
+    if args.nr > LANES {
+        by_rows!(2; 1 2 3 4 5 6)
+    } else {
+        by_rows!(1; 1 2 3 4 5 6)
+    }
+}
+
+/// One `ROWS x (NRV*8)` tile.
+///
+/// # Safety
+/// The [`crate::TileKernel`] contract, `args.mr == ROWS`, `args.nr <= NRV * 8`, AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
+    let TileArgs {
+        nr,
+        k,
+        a,
+        a_pixel_stride,
+        taps,
+        tap_count,
+        w,
+        c,
+        c_pixel_stride,
+        clamp,
+        ..
+    } = *args;
+    let mut acc = [[_mm256_setzero_ps(); NRV]; ROWS];
+    // SAFETY (all loads below): the contract makes the bias row, every tap's k x NR weights and
+    // every pixel's k inputs per tap readable; `v < NRV <= 2` keeps weight loads inside NR.
+    let bias: [__m256; NRV] =
+        core::array::from_fn(|v| unsafe { _mm256_loadu_ps(w.add(v * LANES)) });
+    for row in acc.iter_mut() {
+        *row = bias;
+    }
+    for t in 0..tap_count {
+        // SAFETY: `taps` holds `tap_count` taps.
+        let tap = unsafe { *taps.add(t) };
+        // SAFETY: see above: pointer arithmetic stays inside the readable ranges.
+        let (a_tap, mut w_k) =
+            unsafe { (a.offset(tap.input_offset), w.add(NR + tap.weight_offset)) };
+        for q in 0..k {
+            // SAFETY: see above.
+            let wv: [__m256; NRV] =
+                core::array::from_fn(|v| unsafe { _mm256_loadu_ps(w_k.add(v * LANES)) });
+            for (i, row) in acc.iter_mut().enumerate() {
+                // SAFETY: pixel i < mr, channel q < k of this tap.
+                let x = unsafe { _mm256_set1_ps(*a_tap.add(i * a_pixel_stride + q)) };
+                for v in 0..NRV {
+                    row[v] = _mm256_fmadd_ps(x, wv[v], row[v]);
+                }
+            }
+            // SAFETY: advances within (or one past) this tap's weights.
+            w_k = unsafe { w_k.add(NR) };
+        }
+    }
+    let lo = _mm256_set1_ps(clamp.min);
+    let hi = _mm256_set1_ps(clamp.max);
+    for (i, row) in acc.iter().enumerate() {
+        for (v, &x) in row.iter().enumerate() {
+            // max/min return their second operand when either is NaN or both are zeros, so with
+            // the accumulator second NaN and -0.0 pass through as `Clamp::apply` specifies.
+            let y = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+            let remaining = nr.saturating_sub(v * LANES);
+            // SAFETY: writes lanes < nr of pixel i < mr: writable by the contract.
+            unsafe {
+                let dst = c.add(i * c_pixel_stride + v * LANES);
+                if remaining >= LANES {
+                    _mm256_storeu_ps(dst, y);
+                } else if remaining > 0 {
+                    _mm256_maskstore_ps(dst, lane_mask(remaining), y);
+                }
+            }
+        }
+    }
+}
+
+/// A `vmaskmovps` mask selecting the first `n < 8` lanes.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn lane_mask(n: usize) -> __m256i {
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes)
+}
