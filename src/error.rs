@@ -1,0 +1,72 @@
+//! The crate's error type: every failure names the field and the numbers involved.
+
+use std::fmt;
+
+/// What kind of mistake an [`Error`] reports. The message says which field and which numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A size, stride, offset or parameter is out of its allowed range (e.g. zero channels).
+    InvalidArgument,
+    /// Two shapes that must agree do not (e.g. input channels vs the weights').
+    ShapeMismatch,
+    /// A slice is shorter than the shape, strides and offset require.
+    BufferTooSmall,
+    /// A size computation overflows `usize`, or an allocation would be impossibly large.
+    Overflow,
+    /// The requested ISA is unknown or this CPU does not support it.
+    UnsupportedIsa,
+    /// An internal consistency check failed: a bug in incept, reported instead of undefined behaviour.
+    Internal,
+}
+
+/// An error from incept: a [`ErrorKind`] and a message such as
+/// `"input channels 190 do not match weights' 192"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into() }
+    }
+
+    /// The kind of mistake.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The human-readable message (also what `Display` prints).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// `Result` with incept's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Shorthand constructors used across the crate.
+pub(crate) fn invalid(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidArgument, message)
+}
+pub(crate) fn mismatch(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::ShapeMismatch, message)
+}
+pub(crate) fn overflow(what: &str) -> Error {
+    Error::new(ErrorKind::Overflow, format!("{what} overflows usize"))
+}
+
+/// `a * b * ...` with overflow reported as an [`ErrorKind::Overflow`] naming `what`.
+pub(crate) fn checked_product(what: &str, factors: &[usize]) -> Result<usize> {
+    factors.iter().try_fold(1usize, |acc, &f| acc.checked_mul(f)).ok_or_else(|| overflow(what))
+}

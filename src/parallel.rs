@@ -1,0 +1,75 @@
+//! Threading: how an operator's output is shared among threads.
+//!
+//! The output pixels are cut into chunks of whole microkernel tiles; each chunk is one task that
+//! computes every output channel of its pixels with the full reduction. A reduction is never
+//! split, so every output element is summed in the same order whatever the thread count: the
+//! result is bit-identical for 1, 2 or 64 threads.
+
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+use crate::error::Result;
+
+/// Where an operator's work runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Parallelism<'p> {
+    /// On the calling thread only.
+    Sequential,
+    /// On rayon's global pool (or the pool the caller is already running in).
+    #[default]
+    Global,
+    /// On a caller-supplied pool.
+    Pool(&'p ThreadPool),
+}
+
+impl Parallelism<'_> {
+    /// Number of threads this choice can use.
+    pub fn threads(&self) -> usize {
+        match self {
+            Parallelism::Sequential => 1,
+            Parallelism::Global => rayon::current_num_threads(),
+            Parallelism::Pool(pool) => pool.current_num_threads(),
+        }
+    }
+}
+
+/// Below this many multiply-adds an operator runs on the calling thread: handing work to
+/// other threads costs a few microseconds.
+pub(crate) const SEQUENTIAL_BELOW_MACS: usize = 1 << 18;
+
+/// How many pixels each task covers: a multiple of `mr`, about four tasks per thread so the
+/// threads stay balanced, and at least `mr`.
+pub(crate) fn chunk_pixels(par: Parallelism<'_>, pixels: usize, mr: usize, macs: usize) -> usize {
+    let threads = if macs < SEQUENTIAL_BELOW_MACS { 1 } else { par.threads() };
+    if threads <= 1 {
+        return pixels.max(1);
+    }
+    let tiles = pixels.div_ceil(mr);
+    let tasks = (threads * 4).min(tiles).max(1);
+    tiles.div_ceil(tasks) * mr
+}
+
+/// Runs `task(first_pixel, chunk)` for each chunk of `chunk_pixels` pixels of an output whose
+/// pixels are `pixel_stride` apart in `out` (which starts at pixel 0). `chunk` starts at
+/// `first_pixel` and ends after the chunk's last pixel's last channel or at the end of `out`.
+pub(crate) fn for_each_output_chunk<F>(
+    par: Parallelism<'_>,
+    out: &mut [f32],
+    pixel_stride: usize,
+    chunk_pixels: usize,
+    task: F,
+) -> Result<()>
+where
+    F: Fn(usize, &mut [f32]) -> Result<()> + Sync,
+{
+    let chunk_len = chunk_pixels * pixel_stride;
+    let run = |(i, chunk): (usize, &mut [f32])| task(i * chunk_pixels, chunk);
+    if out.len() <= chunk_len || matches!(par, Parallelism::Sequential) {
+        return out.chunks_mut(chunk_len).enumerate().try_for_each(run);
+    }
+    let mut parallel = move || out.par_chunks_mut(chunk_len).enumerate().try_for_each(run);
+    match par {
+        Parallelism::Pool(pool) => pool.install(parallel),
+        _ => parallel(),
+    }
+}
