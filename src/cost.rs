@@ -2,8 +2,17 @@
 
 /// Multiplies of a convolution producing `out_pixels x out_channels` outputs, each reducing over
 /// `kernel_h x kernel_w x in_channels` (every tap counted, padding included).
-pub fn conv_macs(out_pixels: usize, out_channels: usize, kernel_h: usize, kernel_w: usize, in_channels: usize) -> u64 {
-    [out_pixels, out_channels, kernel_h, kernel_w, in_channels].iter().map(|&x| x as u64).product()
+pub fn conv_macs(
+    out_pixels: usize,
+    out_channels: usize,
+    kernel_h: usize,
+    kernel_w: usize,
+    in_channels: usize,
+) -> u64 {
+    [out_pixels, out_channels, kernel_h, kernel_w, in_channels]
+        .iter()
+        .map(|&x| x as u64)
+        .product()
 }
 
 /// The two ways to compute an Inception 5x5 branch on an `h x w x in_channels` input.
@@ -19,7 +28,14 @@ pub struct BottleneckCost {
 
 impl BottleneckCost {
     /// Costs of a "same"-padded `k x k` branch with and without a 1x1 bottleneck.
-    pub fn new(h: usize, w: usize, in_channels: usize, reduce: usize, out_channels: usize, k: usize) -> Self {
+    pub fn new(
+        h: usize,
+        w: usize,
+        in_channels: usize,
+        reduce: usize,
+        out_channels: usize,
+        k: usize,
+    ) -> Self {
         let pixels = h * w;
         BottleneckCost {
             naive: conv_macs(pixels, out_channels, k, k, in_channels),
@@ -39,7 +55,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

@@ -30,7 +30,10 @@ pub struct Error {
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into() }
+        Error {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// The kind of mistake.
@@ -68,5 +71,8 @@ pub(crate) fn overflow(what: &str) -> Error {
 
 /// `a * b * ...` with overflow reported as an [`ErrorKind::Overflow`] naming `what`.
 pub(crate) fn checked_product(what: &str, factors: &[usize]) -> Result<usize> {
-    factors.iter().try_fold(1usize, |acc, &f| acc.checked_mul(f)).ok_or_else(|| overflow(what))
+    factors
+        .iter()
+        .try_fold(1usize, |acc, &f| acc.checked_mul(f))
+        .ok_or_else(|| overflow(what))
 }

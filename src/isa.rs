@@ -69,7 +69,8 @@ impl Isa {
 
     /// A proof for the kernels that the CPU supports this ISA (and this build has its kernels).
     fn detect(self) -> Option<IsaToken> {
-        IsaToken::new(self.kernel_isa()).filter(|_| incept_kernels::conv_kernel(self.kernel_isa()).is_some())
+        IsaToken::new(self.kernel_isa())
+            .filter(|_| incept_kernels::conv_kernel(self.kernel_isa()).is_some())
     }
 
     /// Like `detect`, with an error naming what is available.
@@ -87,26 +88,47 @@ impl fmt::Display for Isa {
 impl FromStr for Isa {
     type Err = Error;
     fn from_str(s: &str) -> Result<Isa> {
-        ALL_ISAS.into_iter().find(|isa| isa.name() == s.trim().to_ascii_lowercase()).ok_or_else(|| {
-            Error::new(ErrorKind::UnsupportedIsa, format!("unknown ISA '{s}': expected one of scalar, avx2, avx512, neon"))
-        })
+        ALL_ISAS
+            .into_iter()
+            .find(|isa| isa.name() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UnsupportedIsa,
+                    format!("unknown ISA '{s}': expected one of scalar, avx2, avx512, neon"),
+                )
+            })
     }
 }
 
 fn unsupported(isa: Isa) -> Error {
     let have: Vec<&str> = available().iter().map(|i| i.name()).collect();
-    Error::new(ErrorKind::UnsupportedIsa, format!("ISA {isa} is not supported by this CPU (available: {})", have.join(", ")))
+    Error::new(
+        ErrorKind::UnsupportedIsa,
+        format!(
+            "ISA {isa} is not supported by this CPU (available: {})",
+            have.join(", ")
+        ),
+    )
 }
 
 /// The ISAs this CPU supports, detected once, lowest first.
 pub fn available() -> &'static [Isa] {
     static AVAILABLE: OnceLock<Vec<Isa>> = OnceLock::new();
-    AVAILABLE.get_or_init(|| ALL_ISAS.into_iter().filter(|isa| isa.detect().is_some()).collect())
+    AVAILABLE.get_or_init(|| {
+        ALL_ISAS
+            .into_iter()
+            .filter(|isa| isa.detect().is_some())
+            .collect()
+    })
 }
 
 /// The best ISA this CPU supports, ignoring any cap.
 pub fn best_available() -> Isa {
-    available().iter().copied().max_by_key(|isa| isa.rank()).unwrap_or(Isa::Scalar)
+    available()
+        .iter()
+        .copied()
+        .max_by_key(|isa| isa.rank())
+        .unwrap_or(Isa::Scalar)
 }
 
 /// 0 = no cap set through the API; otherwise 1 + index into `ALL_ISAS`.
@@ -139,7 +161,10 @@ fn env_cap() -> &'static Result<Option<Isa>> {
     static ENV_CAP: OnceLock<Result<Option<Isa>>> = OnceLock::new();
     ENV_CAP.get_or_init(|| match std::env::var("INCEPT_MAX_ISA") {
         Ok(v) if !v.trim().is_empty() => v.parse::<Isa>().map(Some).map_err(|e| {
-            Error::new(ErrorKind::UnsupportedIsa, format!("INCEPT_MAX_ISA: {}", e.message()))
+            Error::new(
+                ErrorKind::UnsupportedIsa,
+                format!("INCEPT_MAX_ISA: {}", e.message()),
+            )
         }),
         _ => Ok(None),
     })
@@ -153,5 +178,10 @@ pub fn resolve(op_cap: Option<Isa>) -> Result<Isa> {
         cap.token()?;
         limit = limit.min(cap.rank());
     }
-    Ok(available().iter().copied().filter(|isa| isa.rank() <= limit).max_by_key(|isa| isa.rank()).unwrap_or(Isa::Scalar))
+    Ok(available()
+        .iter()
+        .copied()
+        .filter(|isa| isa.rank() <= limit)
+        .max_by_key(|isa| isa.rank())
+        .unwrap_or(Isa::Scalar))
 }

@@ -55,3 +55,8 @@ pub use weights::{to_ohwi, WeightLayout, WeightShape};
 
 /// The scalar reference implementations (the test oracle), re-exported from `incept-kernels`.
 pub use incept_kernels::scalar::reference;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,1 +1,7 @@
-fn main() {}
+//! The `incept` command: a demo by default, plus `info`, `cost` and `bench`.
+
+mod cli;
+
+fn main() {
+    std::process::exit(cli::main(std::env::args().skip(1).collect()));
+}

@@ -22,7 +22,14 @@ pub(crate) struct PackedWeights {
 impl PackedWeights {
     /// Packs OHWI `weights` (`out x taps x k`, taps in kh-major order) and `bias` into blocks of `nr`.
     /// The caller has checked the lengths.
-    pub(crate) fn new(weights: &[f32], bias: Option<&[f32]>, out_channels: usize, taps: usize, k: usize, nr: usize) -> Result<Self> {
+    pub(crate) fn new(
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        out_channels: usize,
+        taps: usize,
+        k: usize,
+        nr: usize,
+    ) -> Result<Self> {
         let blocks = out_channels.div_ceil(nr);
         let per_channel = checked_product("packed weights per channel", &[taps, k])?;
         let block_len = checked_product("packed weight block", &[nr, per_channel + 1])?;
@@ -33,12 +40,19 @@ impl PackedWeights {
             for j in 0..nr.min(out_channels - b * nr) {
                 let o = b * nr + j;
                 bias_row[j] = bias.map_or(0.0, |bias| bias[o]);
-                for (p, src) in weights[o * per_channel..(o + 1) * per_channel].iter().enumerate() {
+                for (p, src) in weights[o * per_channel..(o + 1) * per_channel]
+                    .iter()
+                    .enumerate()
+                {
                     rest[p * nr + j] = *src;
                 }
             }
         }
-        Ok(PackedWeights { data, block_len, blocks })
+        Ok(PackedWeights {
+            data,
+            block_len,
+            blocks,
+        })
     }
 
     pub(crate) fn as_slice(&self) -> &[f32] {

@@ -40,7 +40,11 @@ pub(crate) const SEQUENTIAL_BELOW_MACS: usize = 1 << 18;
 /// How many pixels each task covers: a multiple of `mr`, about four tasks per thread so the
 /// threads stay balanced, and at least `mr`.
 pub(crate) fn chunk_pixels(par: Parallelism<'_>, pixels: usize, mr: usize, macs: usize) -> usize {
-    let threads = if macs < SEQUENTIAL_BELOW_MACS { 1 } else { par.threads() };
+    let threads = if macs < SEQUENTIAL_BELOW_MACS {
+        1
+    } else {
+        par.threads()
+    };
     if threads <= 1 {
         return pixels.max(1);
     }

@@ -35,7 +35,7 @@ impl Nhwc {
     }
 
     /// Number of elements of a dense tensor of this shape, checked for overflow.
-    pub fn len(&self) -> Result<usize> {
+    pub fn element_count(&self) -> Result<usize> {
         checked_product("tensor element count", &[self.n, self.h, self.w, self.c])
     }
 }
@@ -47,10 +47,23 @@ impl std::fmt::Display for Nhwc {
 }
 
 /// Checks a layout against a slice length; returns the number of elements it spans from `offset`.
-fn check_layout(what: &str, len: usize, shape: Nhwc, pixel_stride: usize, offset: usize) -> Result<usize> {
-    for (field, value) in [("batch", shape.n), ("height", shape.h), ("width", shape.w), ("channels", shape.c)] {
+fn check_layout(
+    what: &str,
+    len: usize,
+    shape: Nhwc,
+    pixel_stride: usize,
+    offset: usize,
+) -> Result<usize> {
+    for (field, value) in [
+        ("batch", shape.n),
+        ("height", shape.h),
+        ("width", shape.w),
+        ("channels", shape.c),
+    ] {
         if value == 0 {
-            return Err(invalid(format!("{what} {field} is 0; every dimension must be at least 1")));
+            return Err(invalid(format!(
+                "{what} {field} is 0; every dimension must be at least 1"
+            )));
         }
     }
     if pixel_stride < shape.c {
@@ -64,9 +77,12 @@ fn check_layout(what: &str, len: usize, shape: Nhwc, pixel_stride: usize, offset
         .checked_mul(pixel_stride)
         .and_then(|x| x.checked_add(shape.c))
         .ok_or_else(|| Error::new(ErrorKind::Overflow, format!("{what} extent of shape {shape} with pixel stride {pixel_stride} overflows usize")))?;
-    let end = offset
-        .checked_add(span)
-        .ok_or_else(|| Error::new(ErrorKind::Overflow, format!("{what} offset {offset} + extent {span} overflows usize")))?;
+    let end = offset.checked_add(span).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Overflow,
+            format!("{what} offset {offset} + extent {span} overflows usize"),
+        )
+    })?;
     if end > len {
         return Err(Error::new(
             ErrorKind::BufferTooSmall,
@@ -129,15 +145,32 @@ impl<'a> TensorView<'a> {
     }
 
     /// A view with an explicit pixel stride and offset (e.g. a channel slice of a wider tensor).
-    pub fn with_layout(data: &'a [f32], shape: Nhwc, pixel_stride: usize, offset: usize) -> Result<Self> {
+    pub fn with_layout(
+        data: &'a [f32],
+        shape: Nhwc,
+        pixel_stride: usize,
+        offset: usize,
+    ) -> Result<Self> {
         check_layout("input", data.len(), shape, pixel_stride, offset)?;
-        Ok(TensorView { data, shape, pixel_stride, offset })
+        Ok(TensorView {
+            data,
+            shape,
+            pixel_stride,
+            offset,
+        })
     }
 
     /// The channels `start..start + count` of this view.
     pub fn channels(&self, start: usize, count: usize) -> Result<TensorView<'a>> {
         check_channel_slice("input", self.shape.c, start, count)?;
-        Ok(TensorView { shape: Nhwc { c: count, ..self.shape }, offset: self.offset + start, ..*self })
+        Ok(TensorView {
+            shape: Nhwc {
+                c: count,
+                ..self.shape
+            },
+            offset: self.offset + start,
+            ..*self
+        })
     }
 
     /// The whole underlying slice.
@@ -165,9 +198,19 @@ impl<'a> TensorViewMut<'a> {
     }
 
     /// A view with an explicit pixel stride and offset (e.g. a channel slice of a wider tensor).
-    pub fn with_layout(data: &'a mut [f32], shape: Nhwc, pixel_stride: usize, offset: usize) -> Result<Self> {
+    pub fn with_layout(
+        data: &'a mut [f32],
+        shape: Nhwc,
+        pixel_stride: usize,
+        offset: usize,
+    ) -> Result<Self> {
         check_layout("output", data.len(), shape, pixel_stride, offset)?;
-        Ok(TensorViewMut { data, shape, pixel_stride, offset })
+        Ok(TensorViewMut {
+            data,
+            shape,
+            pixel_stride,
+            offset,
+        })
     }
 
     /// The channels `start..start + count` of this view, borrowing it mutably.
@@ -175,7 +218,10 @@ impl<'a> TensorViewMut<'a> {
         check_channel_slice("output", self.shape.c, start, count)?;
         Ok(TensorViewMut {
             data: &mut *self.data,
-            shape: Nhwc { c: count, ..self.shape },
+            shape: Nhwc {
+                c: count,
+                ..self.shape
+            },
             pixel_stride: self.pixel_stride,
             offset: self.offset + start,
         })

@@ -30,19 +30,17 @@ pub struct WeightShape {
 
 impl WeightShape {
     /// Number of weights, checked for overflow.
-    pub fn len(&self) -> Result<usize> {
-        checked_product("weight count", &[self.out_channels, self.kh, self.kw, self.in_channels])
-    }
-
-    /// Whether any dimension is zero.
-    pub fn is_empty(&self) -> bool {
-        self.len().is_ok_and(|n| n == 0)
+    pub fn element_count(&self) -> Result<usize> {
+        checked_product(
+            "weight count",
+            &[self.out_channels, self.kh, self.kw, self.in_channels],
+        )
     }
 }
 
 /// Converts `data`, laid out as `from`, into a new OHWI vector.
 pub fn to_ohwi(data: &[f32], from: WeightLayout, shape: WeightShape) -> Result<Vec<f32>> {
-    let len = shape.len()?;
+    let len = shape.element_count()?;
     if data.len() != len {
         return Err(Error::new(
             ErrorKind::BufferTooSmall,
@@ -56,7 +54,12 @@ pub fn to_ohwi(data: &[f32], from: WeightLayout, shape: WeightShape) -> Result<V
             ),
         ));
     }
-    let WeightShape { out_channels: o_n, kh: h_n, kw: w_n, in_channels: i_n } = shape;
+    let WeightShape {
+        out_channels: o_n,
+        kh: h_n,
+        kw: w_n,
+        in_channels: i_n,
+    } = shape;
     let mut out = vec![0.0; len];
     for o in 0..o_n {
         for y in 0..h_n {

@@ -28,7 +28,10 @@ pub struct Conv1x1 {
 }
 
 /// The single tap of a 1x1 convolution.
-const ONE_TAP: [Tap; 1] = [Tap { input_offset: 0, weight_offset: 0 }];
+const ONE_TAP: [Tap; 1] = [Tap {
+    input_offset: 0,
+    weight_offset: 0,
+}];
 
 impl Conv1x1 {
     /// Creates the operator from OHWI weights (`[out][in]` for 1x1) and an optional bias `[out]`,
@@ -40,7 +43,14 @@ impl Conv1x1 {
         bias: Option<&[f32]>,
         epilogue: Epilogue,
     ) -> Result<Self> {
-        Self::with_options(in_channels, out_channels, weights, bias, epilogue, OpOptions::default())
+        Self::with_options(
+            in_channels,
+            out_channels,
+            weights,
+            bias,
+            epilogue,
+            OpOptions::default(),
+        )
     }
 
     /// Like [`Conv1x1::new`], with options (e.g. an ISA cap).
@@ -57,7 +67,8 @@ impl Conv1x1 {
                 "conv1x1 channels must be at least 1, got in_channels {in_channels}, out_channels {out_channels}"
             )));
         }
-        let expected = crate::error::checked_product("conv1x1 weight count", &[in_channels, out_channels])?;
+        let expected =
+            crate::error::checked_product("conv1x1 weight count", &[in_channels, out_channels])?;
         if weights.len() != expected {
             return Err(Error::new(
                 ErrorKind::BufferTooSmall,
@@ -79,10 +90,22 @@ impl Conv1x1 {
         let isa = isa::resolve(options.max_isa)?;
         let token = isa.token()?;
         let kernel = incept_kernels::conv_kernel(isa.kernel_isa()).ok_or_else(|| {
-            Error::new(ErrorKind::UnsupportedIsa, format!("no conv kernel for ISA {isa} in this build"))
+            Error::new(
+                ErrorKind::UnsupportedIsa,
+                format!("no conv kernel for ISA {isa} in this build"),
+            )
         })?;
         let packed = PackedWeights::new(weights, bias, out_channels, 1, in_channels, kernel.nr)?;
-        Ok(Conv1x1 { in_channels, out_channels, epilogue, clamp, isa, token, kernel, packed })
+        Ok(Conv1x1 {
+            in_channels,
+            out_channels,
+            epilogue,
+            clamp,
+            isa,
+            token,
+            kernel,
+            packed,
+        })
     }
 
     /// Input channels.
@@ -112,13 +135,20 @@ impl Conv1x1 {
 
     /// Multiply-adds for an input of `pixels` pixels.
     pub fn macs(&self, pixels: usize) -> usize {
-        pixels.saturating_mul(self.in_channels).saturating_mul(self.out_channels)
+        pixels
+            .saturating_mul(self.in_channels)
+            .saturating_mul(self.out_channels)
     }
 
     /// Computes `output = epilogue(conv1x1(input))`. Shapes: input `n x h x w x in_channels`,
     /// output `n x h x w x out_channels`; either may be a channel slice of a wider tensor.
     /// Allocates nothing. The result is bit-identical for every [`Parallelism`].
-    pub fn run(&self, input: &TensorView<'_>, output: &mut TensorViewMut<'_>, par: Parallelism<'_>) -> Result<()> {
+    pub fn run(
+        &self,
+        input: &TensorView<'_>,
+        output: &mut TensorViewMut<'_>,
+        par: Parallelism<'_>,
+    ) -> Result<()> {
         let (ishape, oshape) = (input.shape(), output.shape());
         if ishape.c != self.in_channels {
             return Err(mismatch(format!(
@@ -143,9 +173,9 @@ impl Conv1x1 {
         let weights = self.packed.as_slice();
         for_each_output_chunk(par, output.spanned_mut(), c_stride, chunk, |first, c| {
             let count = chunk.min(pixels - first);
-            for block in 0..self.packed.blocks() {
-                let nr = kernel.nr.min(self.out_channels - block * kernel.nr);
-                for start in (0..count).step_by(kernel.mr) {
+            for start in (0..count).step_by(kernel.mr) {
+                for block in 0..self.packed.blocks() {
+                    let nr = kernel.nr.min(self.out_channels - block * kernel.nr);
                     let tile = Tile {
                         mr: kernel.mr.min(count - start),
                         nr,
@@ -157,7 +187,8 @@ impl Conv1x1 {
                         c_pixel_stride: c_stride,
                         clamp: self.clamp,
                     };
-                    run_tile(kernel, &tile, &taps, a, weights, c, self.token).map_err(|e| tile_error("conv1x1", e))?;
+                    run_tile(kernel, &tile, &taps, a, weights, c, self.token)
+                        .map_err(|e| tile_error("conv1x1", e))?;
                 }
             }
             Ok(())

@@ -39,7 +39,9 @@ impl Epilogue {
             Epilogue::Clamp { min, max } => (min, max),
         };
         if min.is_nan() || max.is_nan() || min > max {
-            return Err(invalid(format!("epilogue clamp min {min} must be <= max {max}, neither NaN")));
+            return Err(invalid(format!(
+                "epilogue clamp min {min} must be <= max {max}, neither NaN"
+            )));
         }
         Ok(Clamp { min, max })
     }
@@ -54,5 +56,8 @@ pub struct OpOptions {
 
 /// Turns a refused tile (an internal inconsistency) into an error.
 pub(crate) fn tile_error(op: &str, e: TileError) -> Error {
-    Error::new(ErrorKind::Internal, format!("{op}: internal error, microkernel refused a tile ({e:?})"))
+    Error::new(
+        ErrorKind::Internal,
+        format!("{op}: internal error, microkernel refused a tile ({e:?})"),
+    )
 }

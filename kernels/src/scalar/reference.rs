@@ -12,7 +12,7 @@
 //!
 //! These functions panic on inconsistent arguments: they are a test oracle, not an API.
 
-use crate::Clamp;
+pub use crate::Clamp;
 
 /// Where an NHWC tensor lives inside a slice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

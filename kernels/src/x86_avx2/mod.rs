@@ -6,6 +6,10 @@
 //! Each `mr` in 1..=6 and each vector count (1 ymm when `nr <= 8`, else 2) is its own
 //! monomorphised instance; output-channel remainders are stored with `vmaskmovps`.
 
+// Index loops over const bounds, not iterators: LLVM unrolls them fully and keeps the
+// accumulator array in registers (iterators over `&mut acc` left it on the stack).
+#![allow(clippy::needless_range_loop)]
+
 use core::arch::x86_64::*;
 
 use crate::{KernelInfo, KernelIsa, TileArgs};
@@ -64,14 +68,14 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
         clamp,
         ..
     } = *args;
-    let mut acc = [[_mm256_setzero_ps(); NRV]; ROWS];
     // SAFETY (all loads below): the contract makes the bias row, every tap's k x NR weights and
     // every pixel's k inputs per tap readable; `v < NRV <= 2` keeps weight loads inside NR.
-    let bias: [__m256; NRV] =
-        core::array::from_fn(|v| unsafe { _mm256_loadu_ps(w.add(v * LANES)) });
-    for row in acc.iter_mut() {
-        *row = bias;
+    let mut bias = [_mm256_setzero_ps(); NRV];
+    for v in 0..NRV {
+        bias[v] = unsafe { _mm256_loadu_ps(w.add(v * LANES)) };
     }
+    // Index loops over const bounds: LLVM unrolls them and keeps `acc` in registers.
+    let mut acc = [bias; ROWS];
     for t in 0..tap_count {
         // SAFETY: `taps` holds `tap_count` taps.
         let tap = unsafe { *taps.add(t) };
@@ -79,14 +83,16 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
         let (a_tap, mut w_k) =
             unsafe { (a.offset(tap.input_offset), w.add(NR + tap.weight_offset)) };
         for q in 0..k {
-            // SAFETY: see above.
-            let wv: [__m256; NRV] =
-                core::array::from_fn(|v| unsafe { _mm256_loadu_ps(w_k.add(v * LANES)) });
-            for (i, row) in acc.iter_mut().enumerate() {
+            let mut wv = [_mm256_setzero_ps(); NRV];
+            for v in 0..NRV {
+                // SAFETY: see above.
+                wv[v] = unsafe { _mm256_loadu_ps(w_k.add(v * LANES)) };
+            }
+            for i in 0..ROWS {
                 // SAFETY: pixel i < mr, channel q < k of this tap.
-                let x = unsafe { _mm256_set1_ps(*a_tap.add(i * a_pixel_stride + q)) };
+                let x = unsafe { _mm256_broadcast_ss(&*a_tap.add(i * a_pixel_stride + q)) };
                 for v in 0..NRV {
-                    row[v] = _mm256_fmadd_ps(x, wv[v], row[v]);
+                    acc[i][v] = _mm256_fmadd_ps(x, wv[v], acc[i][v]);
                 }
             }
             // SAFETY: advances within (or one past) this tap's weights.
@@ -95,26 +101,38 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
     }
     let lo = _mm256_set1_ps(clamp.min);
     let hi = _mm256_set1_ps(clamp.max);
-    for (i, row) in acc.iter().enumerate() {
-        for (v, &x) in row.iter().enumerate() {
-            // max/min return their second operand when either is NaN or both are zeros, so with
-            // the accumulator second NaN and -0.0 pass through as `Clamp::apply` specifies.
-            let y = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
-            let remaining = nr.saturating_sub(v * LANES);
-            // SAFETY: writes lanes < nr of pixel i < mr: writable by the contract.
-            unsafe {
-                let dst = c.add(i * c_pixel_stride + v * LANES);
-                if remaining >= LANES {
-                    _mm256_storeu_ps(dst, y);
-                } else if remaining > 0 {
-                    _mm256_maskstore_ps(dst, lane_mask(remaining), y);
-                }
+    // max/min return their second operand when either is NaN or both are zeros, so with the
+    // accumulator second NaN and -0.0 pass through as `Clamp::apply` specifies.
+    for i in 0..ROWS {
+        for v in 0..NRV {
+            acc[i][v] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][v]));
+        }
+    }
+    // Two branch-free store loops (full tiles, channel remainder) so both unroll.
+    if nr == NRV * LANES {
+        for i in 0..ROWS {
+            for v in 0..NRV {
+                // SAFETY: pixel i < mr, lanes < nr: writable by the contract.
+                unsafe { _mm256_storeu_ps(c.add(i * c_pixel_stride + v * LANES), acc[i][v]) };
+            }
+        }
+    } else {
+        let mut masks = [_mm256_setzero_si256(); NRV];
+        for v in 0..NRV {
+            masks[v] = lane_mask(nr.saturating_sub(v * LANES).min(LANES));
+        }
+        for i in 0..ROWS {
+            for v in 0..NRV {
+                // SAFETY: as above; masked-off lanes are not accessed.
+                unsafe {
+                    _mm256_maskstore_ps(c.add(i * c_pixel_stride + v * LANES), masks[v], acc[i][v])
+                };
             }
         }
     }
 }
 
-/// A `vmaskmovps` mask selecting the first `n < 8` lanes.
+/// A `vmaskmovps` mask selecting the first `n <= 8` lanes.
 #[target_feature(enable = "avx2")]
 #[inline]
 fn lane_mask(n: usize) -> __m256i {

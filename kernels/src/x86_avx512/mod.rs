@@ -8,6 +8,10 @@
 //! monomorphised instance, so remainders run unrolled code and the accumulators stay in
 //! registers; output-channel remainders are stored with a lane mask.
 
+// Index loops over const bounds, not iterators: LLVM unrolls them fully and keeps the
+// accumulator array in registers (iterators over `&mut acc` left it on the stack).
+#![allow(clippy::needless_range_loop)]
+
 use core::arch::x86_64::*;
 
 use crate::{KernelInfo, KernelIsa, TileArgs};
@@ -66,14 +70,14 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
         clamp,
         ..
     } = *args;
-    let mut acc = [[_mm512_setzero_ps(); NRV]; ROWS];
     // SAFETY (all loads below): the contract makes the bias row, every tap's k x NR weights and
     // every pixel's k inputs per tap readable; `v < NRV <= 2` keeps weight loads inside NR.
-    let bias: [__m512; NRV] =
-        core::array::from_fn(|v| unsafe { _mm512_loadu_ps(w.add(v * LANES)) });
-    for row in acc.iter_mut() {
-        *row = bias;
+    let mut bias = [_mm512_setzero_ps(); NRV];
+    for v in 0..NRV {
+        bias[v] = unsafe { _mm512_loadu_ps(w.add(v * LANES)) };
     }
+    // Index loops over const bounds: LLVM unrolls them and keeps `acc` in registers.
+    let mut acc = [bias; ROWS];
     for t in 0..tap_count {
         // SAFETY: `taps` holds `tap_count` taps.
         let tap = unsafe { *taps.add(t) };
@@ -81,14 +85,16 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
         let (a_tap, mut w_k) =
             unsafe { (a.offset(tap.input_offset), w.add(NR + tap.weight_offset)) };
         for q in 0..k {
-            // SAFETY: see above.
-            let wv: [__m512; NRV] =
-                core::array::from_fn(|v| unsafe { _mm512_loadu_ps(w_k.add(v * LANES)) });
-            for (i, row) in acc.iter_mut().enumerate() {
+            let mut wv = [_mm512_setzero_ps(); NRV];
+            for v in 0..NRV {
+                // SAFETY: see above.
+                wv[v] = unsafe { _mm512_loadu_ps(w_k.add(v * LANES)) };
+            }
+            for i in 0..ROWS {
                 // SAFETY: pixel i < mr, channel q < k of this tap.
                 let x = unsafe { _mm512_set1_ps(*a_tap.add(i * a_pixel_stride + q)) };
                 for v in 0..NRV {
-                    row[v] = _mm512_fmadd_ps(x, wv[v], row[v]);
+                    acc[i][v] = _mm512_fmadd_ps(x, wv[v], acc[i][v]);
                 }
             }
             // SAFETY: advances within (or one past) this tap's weights.
@@ -97,21 +103,21 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
     }
     let lo = _mm512_set1_ps(clamp.min);
     let hi = _mm512_set1_ps(clamp.max);
-    for (i, row) in acc.iter().enumerate() {
-        for (v, &x) in row.iter().enumerate() {
+    // One lane mask per vector (all ones for full vectors): the store loop below has no
+    // branches, so it unrolls and `acc` never leaves the registers.
+    let mut masks = [0 as __mmask16; NRV];
+    for v in 0..NRV {
+        let lanes = nr.saturating_sub(v * LANES).min(LANES);
+        masks[v] = ((1u32 << lanes) - 1) as __mmask16;
+    }
+    for i in 0..ROWS {
+        for v in 0..NRV {
             // max/min return their second operand when either is NaN or both are zeros, so with
             // the accumulator second NaN and -0.0 pass through as `Clamp::apply` specifies.
-            let y = _mm512_min_ps(hi, _mm512_max_ps(lo, x));
-            let remaining = nr.saturating_sub(v * LANES);
-            // SAFETY: writes lanes < nr of pixel i < mr: writable by the contract.
-            unsafe {
-                let dst = c.add(i * c_pixel_stride + v * LANES);
-                if remaining >= LANES {
-                    _mm512_storeu_ps(dst, y);
-                } else if remaining > 0 {
-                    _mm512_mask_storeu_ps(dst, ((1u32 << remaining) - 1) as __mmask16, y);
-                }
-            }
+            let y = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i][v]));
+            // SAFETY: writes lanes < nr of pixel i < mr: writable by the contract (masked-off
+            // lanes are not accessed).
+            unsafe { _mm512_mask_storeu_ps(c.add(i * c_pixel_stride + v * LANES), masks[v], y) };
         }
     }
 }

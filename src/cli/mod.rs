@@ -1,0 +1,108 @@
+//! Command-line front end. Hand-parsed: a handful of flags does not need a parser crate.
+
+mod bench;
+mod demo;
+
+use incept::cost::{thousands, BottleneckCost};
+use incept::{isa, Isa};
+
+const USAGE: &str = "\
+usage: incept [COMMAND]
+
+commands:
+  (none)          run the demo: the 1x1 branch of GoogLeNet inception 3a, checked against the reference
+  info            this CPU's ISAs, the chosen one and the cap
+  cost            multiply counts of the seed example (5x5 branch with and without a 1x1 bottleneck)
+  bench           time a workload:
+                    --workload conv1x1     (28x28x192 -> 64, bias + ReLU)
+                    --batch N              (default 1)
+                    --threads T            (default: all cores)
+                    --isa auto|scalar|avx2|avx512|neon   (default auto)
+                    --seconds S            (timed window, default 1)
+                    --json                 (one JSON object per line)
+  help            this text
+
+environment: INCEPT_MAX_ISA=scalar|avx2|avx512|neon caps the ISA for everything.";
+
+/// Runs the command line; returns the process exit code.
+pub fn main(args: Vec<String>) -> i32 {
+    let result = match args.first().map(String::as_str) {
+        None => demo::run(),
+        Some("info") => no_more_args(&args[1..]).and_then(|()| info()),
+        Some("cost") => no_more_args(&args[1..]).map(|()| cost()),
+        Some("bench") => bench::Options::parse(&args[1..]).and_then(|opts| bench::run(&opts)),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command '{other}'\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("incept: {message}");
+            2
+        }
+    }
+}
+
+fn no_more_args(rest: &[String]) -> Result<(), String> {
+    match rest.first() {
+        None => Ok(()),
+        Some(arg) => Err(format!("unexpected argument '{arg}'")),
+    }
+}
+
+/// The CPU's model name, from /proc/cpuinfo where there is one.
+pub fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name") || l.starts_with("Model"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+fn info() -> Result<(), String> {
+    let names: Vec<&str> = isa::available().iter().map(|i| i.name()).collect();
+    let cap = isa::max_isa().map_err(|e| e.to_string())?;
+    let chosen = isa::resolve(None).map_err(|e| e.to_string())?;
+    println!("cpu:       {}", cpu_name());
+    println!("isas:      {}", names.join(", "));
+    println!("best:      {}", isa::best_available());
+    println!(
+        "cap:       {}",
+        cap.map_or("none".to_string(), |c: Isa| c.to_string())
+    );
+    println!("chosen:    {chosen}");
+    println!("threads:   {}", rayon::current_num_threads());
+    Ok(())
+}
+
+fn cost() {
+    let c = BottleneckCost::new(28, 28, 192, 16, 32, 5);
+    println!("5x5 branch of GoogLeNet inception 3a on 28x28x192 -> 32 channels:");
+    println!(
+        "  naive 5x5 conv:                 {:>13} multiplies",
+        thousands(c.naive)
+    );
+    println!(
+        "  1x1 192 -> 16 bottleneck:       {:>13} multiplies",
+        thousands(c.reduce)
+    );
+    println!(
+        "  then 5x5 16 -> 32:              {:>13} multiplies",
+        thousands(c.conv)
+    );
+    println!(
+        "  with the bottleneck:            {:>13} multiplies",
+        thousands(c.with_bottleneck())
+    );
+    println!(
+        "  saving:                         {:>12.1}x fewer",
+        c.naive as f64 / c.with_bottleneck() as f64
+    );
+}
