@@ -2,13 +2,16 @@
 //! runs many times on caller-provided views without allocating.
 
 mod conv1x1;
+mod conv2d;
 
 pub use conv1x1::Conv1x1;
+pub use conv2d::{Conv2d, Conv2dDesc, Padding};
 
-use incept_kernels::{Clamp, TileError};
+use incept_kernels::{run_tile, Clamp, IsaToken, KernelInfo, TapSet, Tile, TileError};
 
-use crate::error::{invalid, Error, ErrorKind, Result};
-use crate::isa::Isa;
+use crate::error::{checked_product, invalid, mismatch, Error, ErrorKind, Result};
+use crate::isa::{self, Isa};
+use crate::pack::PackedWeights;
 
 /// The activation fused into an operator's store: applied in registers, never a second pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -60,4 +63,134 @@ pub(crate) fn tile_error(op: &str, e: TileError) -> Error {
         ErrorKind::Internal,
         format!("{op}: internal error, microkernel refused a tile ({e:?})"),
     )
+}
+
+/// What every convolution shares: validated channel counts, the chosen kernel and ISA proof,
+/// the epilogue, and the weights packed for that kernel.
+#[derive(Debug)]
+pub(crate) struct ConvCore {
+    pub(crate) in_channels: usize,
+    pub(crate) out_channels: usize,
+    pub(crate) epilogue: Epilogue,
+    clamp: Clamp,
+    pub(crate) isa: Isa,
+    token: IsaToken,
+    pub(crate) kernel: &'static KernelInfo,
+    packed: PackedWeights,
+}
+
+impl ConvCore {
+    /// Validates and packs OHWI `weights` of `taps` (= kh * kw) taps per output channel.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        op: &str,
+        in_channels: usize,
+        out_channels: usize,
+        taps: usize,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        epilogue: Epilogue,
+        options: OpOptions,
+    ) -> Result<Self> {
+        if in_channels == 0 || out_channels == 0 {
+            return Err(invalid(format!(
+                "{op} channels must be at least 1, got in_channels {in_channels}, out_channels {out_channels}"
+            )));
+        }
+        let expected = checked_product(
+            &format!("{op} weight count"),
+            &[out_channels, taps, in_channels],
+        )?;
+        if weights.len() != expected {
+            return Err(Error::new(
+                ErrorKind::BufferTooSmall,
+                format!(
+                    "{op} weights have {} elements but {out_channels} out x {taps} taps x {in_channels} in (OHWI) needs {expected}",
+                    weights.len()
+                ),
+            ));
+        }
+        if let Some(bias) = bias {
+            if bias.len() != out_channels {
+                return Err(mismatch(format!(
+                    "{op} bias has {} elements but there are {out_channels} output channels",
+                    bias.len()
+                )));
+            }
+        }
+        let clamp = epilogue.clamp()?;
+        let isa = isa::resolve(options.max_isa)?;
+        let token = isa.token()?;
+        let kernel = incept_kernels::conv_kernel(isa.kernel_isa()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnsupportedIsa,
+                format!("no conv kernel for ISA {isa} in this build"),
+            )
+        })?;
+        let packed = PackedWeights::new(weights, bias, out_channels, taps, in_channels, kernel.nr)?;
+        Ok(ConvCore {
+            in_channels,
+            out_channels,
+            epilogue,
+            clamp,
+            isa,
+            token,
+            kernel,
+            packed,
+        })
+    }
+
+    /// Checks the views' channel counts against the weights'.
+    pub(crate) fn check_channels(&self, input_c: usize, output_c: usize) -> Result<()> {
+        if input_c != self.in_channels {
+            return Err(mismatch(format!(
+                "input channels {input_c} do not match weights' {}",
+                self.in_channels
+            )));
+        }
+        if output_c != self.out_channels {
+            return Err(mismatch(format!(
+                "output channels {output_c} do not match weights' {}",
+                self.out_channels
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs one line of `pixels` output pixels (consecutive tiles of MR) over every output-channel
+    /// block. `a_offset`/`c_offset` locate the line's first pixel; strides step between pixels.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_line(
+        &self,
+        op: &str,
+        taps: &TapSet<'_>,
+        a: &[f32],
+        a_offset: usize,
+        a_pixel_stride: usize,
+        c: &mut [f32],
+        c_offset: usize,
+        c_pixel_stride: usize,
+        pixels: usize,
+    ) -> Result<()> {
+        let kernel = self.kernel;
+        let weights = self.packed.as_slice();
+        for start in (0..pixels).step_by(kernel.mr) {
+            for block in 0..self.packed.blocks() {
+                let tile = Tile {
+                    mr: kernel.mr.min(pixels - start),
+                    nr: kernel.nr.min(self.out_channels - block * kernel.nr),
+                    k: self.in_channels,
+                    a_offset: a_offset + start * a_pixel_stride,
+                    a_pixel_stride,
+                    w_offset: block * self.packed.block_len(),
+                    c_offset: c_offset + start * c_pixel_stride + block * kernel.nr,
+                    c_pixel_stride,
+                    clamp: self.clamp,
+                };
+                run_tile(kernel, &tile, taps, a, weights, c, self.token)
+                    .map_err(|e| tile_error(op, e))?;
+            }
+        }
+        Ok(())
+    }
 }
