@@ -23,6 +23,7 @@
 #![no_std]
 #![deny(missing_docs)]
 
+pub mod pool;
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]

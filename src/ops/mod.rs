@@ -3,9 +3,13 @@
 
 mod conv1x1;
 mod conv2d;
+mod maxpool;
+mod window;
 
 pub use conv1x1::Conv1x1;
-pub use conv2d::{Conv2d, Conv2dDesc, Padding};
+pub use conv2d::{Conv2d, Conv2dDesc, MAX_KERNEL};
+pub use maxpool::{MaxPool2d, MaxPool2dDesc, MAX_POOL_KERNEL};
+pub use window::Padding;
 
 use incept_kernels::{run_tile, Clamp, IsaToken, KernelInfo, TapSet, Tile, TileError};
 

@@ -1,5 +1,6 @@
 //! The portable path: a plain-Rust microkernel for any CPU, and the reference oracle.
 
+pub mod pool;
 pub mod reference;
 
 use crate::{KernelInfo, KernelIsa, TileArgs};

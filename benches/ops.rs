@@ -1,0 +1,97 @@
+//! Criterion benchmarks of incept's operators on GoogLeNet inception 3a shapes (28x28, bias +
+//! ReLU), on every ISA this CPU has, at 1 thread and all threads. Throughput is in FLOP (2 per
+//! multiply-add, every tap counted as `../shared/peers` counts), so reports read as FLOP/s.
+//! Names: `<operator>_<cin>x<cout>/<isa>/t<threads>`, e.g. `conv3x3_192x128/avx512/t1`.
+//!
+//! `cargo bench --bench ops`; a quick look: `cargo bench --bench ops -- --quick`; one operator:
+//! `cargo bench --bench ops -- conv3x3`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use incept::{
+    isa, Conv1x1, Conv2d, Conv2dDesc, Epilogue, Nhwc, OpOptions, Parallelism, TensorView,
+    TensorViewMut,
+};
+
+fn values(len: usize, seed: u32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32
+                / (1u32 << 24) as f32
+                - 0.5
+        })
+        .collect()
+}
+
+/// Thread counts to run: 1 and all cores (once if they are the same).
+fn thread_counts() -> Vec<usize> {
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if all == 1 {
+        vec![1]
+    } else {
+        vec![1, all]
+    }
+}
+
+/// Benchmarks a `k x k` "same" convolution `28x28xcin -> cout` on every ISA and thread count.
+fn conv(c: &mut Criterion, k: usize, cin: usize, cout: usize) {
+    let (h, w) = (28, 28);
+    let input = values(h * w * cin, 1);
+    let weights = values(cout * k * k * cin, 2);
+    let bias = values(cout, 3);
+    let in_shape = Nhwc::new(1, h, w, cin);
+    let out_shape = Nhwc::new(1, h, w, cout);
+    let mut group = c.benchmark_group(format!("conv{k}x{k}_{cin}x{cout}"));
+    group.throughput(Throughput::Elements(
+        2 * (h * w * k * k * cin * cout) as u64,
+    ));
+    for &isa in isa::available() {
+        let options = OpOptions { max_isa: Some(isa) };
+        enum Op {
+            Pointwise(Conv1x1),
+            Direct(Conv2d),
+        }
+        let op = if k == 1 {
+            Op::Pointwise(
+                Conv1x1::with_options(cin, cout, &weights, Some(&bias), Epilogue::Relu, options)
+                    .unwrap(),
+            )
+        } else {
+            let desc = Conv2dDesc::same(cin, cout, k, Epilogue::Relu);
+            Op::Direct(Conv2d::with_options(&desc, &weights, Some(&bias), options).unwrap())
+        };
+        let mut out = vec![0.0; out_shape.element_count().unwrap()];
+        let view = TensorView::new(&input, in_shape).unwrap();
+        for threads in thread_counts() {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let par = if threads == 1 {
+                Parallelism::Sequential
+            } else {
+                Parallelism::Pool(&pool)
+            };
+            group.bench_function(BenchmarkId::new(isa.name(), format!("t{threads}")), |b| {
+                b.iter(|| {
+                    let mut out_view = TensorViewMut::new(&mut out, out_shape).unwrap();
+                    match &op {
+                        Op::Pointwise(conv) => conv.run(&view, &mut out_view, par).unwrap(),
+                        Op::Direct(conv) => conv.run(&view, &mut out_view, par).unwrap(),
+                    }
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn convolutions(c: &mut Criterion) {
+    conv(c, 1, 192, 64); // the 1x1 branch
+    conv(c, 3, 192, 128); // `incept bench --workload conv3x3`
+    conv(c, 5, 192, 32); // `incept bench --workload conv5x5`
+    conv(c, 3, 96, 128); // GoogLeNet's 3x3 after its 1x1 reduction
+    conv(c, 5, 16, 32); // GoogLeNet's 5x5 after its 1x1 reduction
+}
+
+criterion_group!(benches, convolutions);
+criterion_main!(benches);

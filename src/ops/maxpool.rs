@@ -1,0 +1,160 @@
+//! Max-pool in NHWC, vectorised over channels on every ISA.
+//!
+//! Padding never wins: each output is the maximum over the valid part of its window (the same
+//! border rectangles as the direct convolution). NaN propagates: a window holding a NaN gives a
+//! NaN (payload unspecified), as in PyTorch. Infinities compare as IEEE says.
+
+use incept_kernels::pool::{pool_kernel, run_pool_line, PoolKernelInfo, PoolLine};
+use incept_kernels::IsaToken;
+
+use super::tile_error;
+use super::window::{Padding, Window};
+use crate::error::{mismatch, Error, ErrorKind, Result};
+use crate::isa::{self, Isa};
+use crate::ops::OpOptions;
+use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};
+use crate::tensor::{Nhwc, TensorView, TensorViewMut};
+
+/// Largest pooling window side.
+pub const MAX_POOL_KERNEL: usize = 64;
+
+/// Describes a max-pool: square `kernel x kernel` window, one stride, per-side padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPool2dDesc {
+    /// Window side, `1..=64`.
+    pub kernel: usize,
+    /// Stride, at least 1.
+    pub stride: usize,
+    /// Padding; each side must be less than `kernel`. Padded positions never win.
+    pub padding: Padding,
+}
+
+impl MaxPool2dDesc {
+    /// GoogLeNet's module pool: 3x3, stride 1, padding 1 ("same").
+    pub const INCEPTION: MaxPool2dDesc = MaxPool2dDesc {
+        kernel: 3,
+        stride: 1,
+        padding: Padding::uniform(1),
+    };
+}
+
+/// A max-pool operator. It has no weights; creating it picks the ISA.
+#[derive(Debug)]
+pub struct MaxPool2d {
+    desc: MaxPool2dDesc,
+    window: Window,
+    isa: Isa,
+    token: IsaToken,
+    kernel: &'static PoolKernelInfo,
+}
+
+impl MaxPool2d {
+    /// Creates the operator on the best ISA allowed.
+    pub fn new(desc: &MaxPool2dDesc) -> Result<Self> {
+        Self::with_options(desc, OpOptions::default())
+    }
+
+    /// Like [`MaxPool2d::new`], with options (e.g. an ISA cap).
+    pub fn with_options(desc: &MaxPool2dDesc, options: OpOptions) -> Result<Self> {
+        let window = Window::new(
+            "maxpool",
+            desc.kernel,
+            desc.stride,
+            desc.padding,
+            MAX_POOL_KERNEL,
+        )?;
+        let isa = isa::resolve(options.max_isa)?;
+        let token = isa.token()?;
+        let kernel = pool_kernel(isa.kernel_isa()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnsupportedIsa,
+                format!("no max-pool kernel for ISA {isa} in this build"),
+            )
+        })?;
+        Ok(MaxPool2d {
+            desc: *desc,
+            window,
+            isa,
+            token,
+            kernel,
+        })
+    }
+
+    /// The descriptor.
+    pub fn desc(&self) -> &MaxPool2dDesc {
+        &self.desc
+    }
+
+    /// The ISA this operator runs on.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Output shape for `input` (same channels), or an error if the padded input is smaller
+    /// than the window.
+    pub fn output_shape(&self, input: Nhwc) -> Result<Nhwc> {
+        let (h, w) = self.window.output_size("maxpool", input)?;
+        Ok(Nhwc::new(input.n, h, w, input.c))
+    }
+
+    /// Computes `output = maxpool(input)`. Either view may be a channel slice of a wider tensor.
+    /// Allocates nothing.
+    pub fn run(
+        &self,
+        input: &TensorView<'_>,
+        output: &mut TensorViewMut<'_>,
+        par: Parallelism<'_>,
+    ) -> Result<()> {
+        let (ishape, oshape) = (input.shape(), output.shape());
+        let expected = self.output_shape(ishape)?;
+        if oshape != expected {
+            return Err(mismatch(format!(
+                "maxpool output shape {oshape} does not match the expected {expected}"
+            )));
+        }
+        let s = self.desc.stride;
+        let (oh, ow) = (oshape.h, oshape.w);
+        let rows_total = oshape.n * oh;
+        // Pooling is memory-bound: count a "multiply-add" per window element for the threshold.
+        let work = oshape
+            .pixels()
+            .saturating_mul(self.desc.kernel * self.desc.kernel)
+            .saturating_mul(ishape.c);
+        let chunk_rows = chunk_pixels(par, rows_total, 1, work);
+        let (a, in_ps, out_ps) = (input.data(), input.pixel_stride(), output.pixel_stride());
+        let in_row = ishape.w * in_ps;
+        for_each_output_chunk(
+            par,
+            output.spanned_mut(),
+            out_ps,
+            chunk_rows * ow,
+            |first, c| {
+                let rows = first / ow..(first / ow + chunk_rows).min(rows_total);
+                self.window.for_each_rect(ishape, (oh, ow), rows, |rect| {
+                    for line in rect.lines(s) {
+                        let (a_step, c_step) = if line.along_x {
+                            (s * in_ps, out_ps)
+                        } else {
+                            (s * in_row, ow * out_ps)
+                        };
+                        let pool_line = PoolLine {
+                            pixels: line.len,
+                            channels: ishape.c,
+                            a_offset: input.index(rect.n, line.origin.0, line.origin.1, 0),
+                            a_pixel_stride: a_step,
+                            window_rows: rect.ky.1 - rect.ky.0,
+                            window_cols: rect.kx.1 - rect.kx.0,
+                            a_row_stride: in_row,
+                            a_col_stride: in_ps,
+                            c_offset: ((rect.n * oh + line.y) * ow + line.x - first) * out_ps,
+                            c_pixel_stride: c_step,
+                        };
+                        run_pool_line(self.kernel, &pool_line, a, c, self.token)
+                            .map_err(|e| tile_error("maxpool", e))?;
+                    }
+                    Ok(())
+                })
+            },
+        )
+    }
+}

@@ -1,0 +1,231 @@
+//! Sliding-window geometry shared by the direct convolution and max-pool.
+//!
+//! Padding is never computed: the output is cut into rectangles whose windows all have the
+//! same valid `ky x kx` range (the interior, each border row and column, the corners). Each
+//! rectangle is then walked as *lines* of pixels that one kernel call handles: along rows
+//! when the rectangle is wide, down columns when it is tall and narrow (the left and right
+//! border columns), so borders run long lines too.
+
+use crate::error::{invalid, Result};
+use crate::tensor::Nhwc;
+
+/// Zero padding on each side of the input, in pixels (ONNX allows them to differ).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Padding {
+    /// Rows above.
+    pub top: usize,
+    /// Columns on the left.
+    pub left: usize,
+    /// Rows below.
+    pub bottom: usize,
+    /// Columns on the right.
+    pub right: usize,
+}
+
+impl Padding {
+    /// `p` on every side.
+    pub const fn uniform(p: usize) -> Self {
+        Padding {
+            top: p,
+            left: p,
+            bottom: p,
+            right: p,
+        }
+    }
+
+    /// "Same" padding for an odd `kernel` at stride 1: `(kernel - 1) / 2` on every side.
+    pub const fn same(kernel: usize) -> Self {
+        Self::uniform(kernel.saturating_sub(1) / 2)
+    }
+}
+
+/// A square window with one stride and per-side padding, validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub(crate) kernel: usize,
+    pub(crate) stride: usize,
+    pub(crate) padding: Padding,
+}
+
+impl Window {
+    /// Checks `1 <= kernel <= max_kernel`, `stride >= 1` and every padding `< kernel`.
+    pub(crate) fn new(
+        op: &str,
+        kernel: usize,
+        stride: usize,
+        padding: Padding,
+        max_kernel: usize,
+    ) -> Result<Self> {
+        if kernel == 0 || kernel > max_kernel {
+            return Err(invalid(format!(
+                "{op} kernel {kernel} must be in 1..={max_kernel}"
+            )));
+        }
+        if stride == 0 {
+            return Err(invalid(format!("{op} stride is 0; it must be at least 1")));
+        }
+        let p = padding;
+        for (side, pad) in [
+            ("top", p.top),
+            ("left", p.left),
+            ("bottom", p.bottom),
+            ("right", p.right),
+        ] {
+            if pad >= kernel {
+                return Err(invalid(format!(
+                    "{op} {side} padding {pad} must be less than the kernel {kernel}"
+                )));
+            }
+        }
+        Ok(Window {
+            kernel,
+            stride,
+            padding,
+        })
+    }
+
+    /// Output (height, width) for `input`, or an error if the padded input is smaller than the window.
+    pub(crate) fn output_size(&self, op: &str, input: Nhwc) -> Result<(usize, usize)> {
+        let (k, p) = (self.kernel, self.padding);
+        let padded_h = input.h + p.top + p.bottom;
+        let padded_w = input.w + p.left + p.right;
+        if padded_h < k || padded_w < k {
+            return Err(invalid(format!(
+                "{op} kernel {k} is larger than the padded input {padded_h}x{padded_w} \
+                 ({}x{} plus padding {}+{} rows, {}+{} columns)",
+                input.h, input.w, p.top, p.bottom, p.left, p.right
+            )));
+        }
+        Ok((
+            (padded_h - k) / self.stride + 1,
+            (padded_w - k) / self.stride + 1,
+        ))
+    }
+
+    /// Valid taps `lo..hi` along one axis for output coordinate `o` on an axis of `size` inputs.
+    pub(crate) fn tap_range(&self, o: usize, pad: usize, size: usize) -> (usize, usize) {
+        let start = o * self.stride; // input coordinate of tap 0, plus `pad`
+        (
+            pad.saturating_sub(start),
+            self.kernel.min((size + pad).saturating_sub(start)),
+        )
+    }
+
+    /// Valid taps summed over all outputs of one axis (for counting the work actually done).
+    pub(crate) fn valid_taps(&self, outputs: usize, pad: usize, size: usize) -> u64 {
+        (0..outputs)
+            .map(|o| self.tap_range(o, pad, size))
+            .map(|(lo, hi)| (hi - lo) as u64)
+            .sum()
+    }
+
+    /// Calls `f` for every rectangle of output rows `rows` (global row indices `n * out_h + y`)
+    /// of an `input` whose output is `out_h x out_w`.
+    pub(crate) fn for_each_rect(
+        &self,
+        input: Nhwc,
+        (out_h, out_w): (usize, usize),
+        rows: std::ops::Range<usize>,
+        mut f: impl FnMut(&Rect) -> Result<()>,
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (p, h, w) = (self.padding, input.h, input.w);
+        for n in rows.start / out_h..=(rows.end - 1) / out_h {
+            let ya = rows.start.max(n * out_h) - n * out_h;
+            let yb = rows.end.min((n + 1) * out_h) - n * out_h;
+            for (y0, y1, ky) in runs(ya..yb, |y| self.tap_range(y, p.top, h)) {
+                for (x0, x1, kx) in runs(0..out_w, |x| self.tap_range(x, p.left, w)) {
+                    // Input coordinates of output (y, x)'s first valid tap: never negative.
+                    let origin = |y: usize, x: usize| {
+                        (
+                            y * self.stride + ky.0 - p.top,
+                            x * self.stride + kx.0 - p.left,
+                        )
+                    };
+                    f(&Rect {
+                        n,
+                        y0,
+                        y1,
+                        x0,
+                        x1,
+                        ky,
+                        kx,
+                        origin_y0x0: origin(y0, x0),
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Output pixels `[y0, y1) x [x0, x1)` of image `n` whose windows share the valid taps
+/// `ky.0..ky.1` x `kx.0..kx.1`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rect {
+    pub(crate) n: usize,
+    pub(crate) y0: usize,
+    pub(crate) y1: usize,
+    pub(crate) x0: usize,
+    pub(crate) x1: usize,
+    pub(crate) ky: (usize, usize),
+    pub(crate) kx: (usize, usize),
+    /// Input (row, column) of the first valid tap of output (y0, x0).
+    origin_y0x0: (usize, usize),
+}
+
+/// One line of a rectangle: `len` outputs from `(y, x)`, stepping along x (`along_x`) or y.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Line {
+    pub(crate) y: usize,
+    pub(crate) x: usize,
+    /// Input (row, column) of the first valid tap of output (y, x).
+    pub(crate) origin: (usize, usize),
+    pub(crate) len: usize,
+    pub(crate) along_x: bool,
+}
+
+impl Rect {
+    /// The rectangle as lines: rows when it is at least as wide as tall, else columns.
+    pub(crate) fn lines(&self, stride: usize) -> impl Iterator<Item = Line> + '_ {
+        let (h, w) = (self.y1 - self.y0, self.x1 - self.x0);
+        let along_x = w >= h;
+        let (count, len) = if along_x { (h, w) } else { (w, h) };
+        (0..count).map(move |i| {
+            let (dy, dx) = if along_x { (i, 0) } else { (0, i) };
+            Line {
+                y: self.y0 + dy,
+                x: self.x0 + dx,
+                origin: (
+                    self.origin_y0x0.0 + dy * stride,
+                    self.origin_y0x0.1 + dx * stride,
+                ),
+                len,
+                along_x,
+            }
+        })
+    }
+}
+
+/// Splits `range` into maximal runs with equal `key`: yields `(start, end, key)`.
+fn runs<K: PartialEq + Copy>(
+    range: std::ops::Range<usize>,
+    key: impl Fn(usize) -> K,
+) -> impl Iterator<Item = (usize, usize, K)> {
+    let mut start = range.start;
+    std::iter::from_fn(move || {
+        if start >= range.end {
+            return None;
+        }
+        let k = key(start);
+        let mut end = start + 1;
+        while end < range.end && key(end) == k {
+            end += 1;
+        }
+        let run = (start, end, k);
+        start = end;
+        Some(run)
+    })
+}
