@@ -141,7 +141,6 @@ impl Conv2d {
                 "conv2d output shape {oshape} does not match the expected {expected}"
             )));
         }
-        let (k, s) = (self.desc.kernel, self.desc.stride);
         let (oh, ow) = (oshape.h, oshape.w);
         let rows_total = oshape.n * oh;
         // Tasks own whole output rows (chunks of `chunk_rows * ow` pixels).
@@ -149,11 +148,13 @@ impl Conv2d {
             .macs(ishape)
             .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
         let chunk_rows = chunk_pixels(par, rows_total, 1, macs);
-        let (a, in_ps, out_ps) = (input.data(), input.pixel_stride(), output.pixel_stride());
-        let in_row = ishape.w * in_ps;
-        let nr = self.core.kernel.nr;
-        let cin = self.core.in_channels;
-
+        let (in_ps, out_ps) = (input.pixel_stride(), output.pixel_stride());
+        let source = Source {
+            data: input.data(),
+            shape: ishape,
+            pixel_stride: in_ps,
+            offset: input.offset(),
+        };
         for_each_output_chunk(
             par,
             output.spanned_mut(),
@@ -161,38 +162,95 @@ impl Conv2d {
             chunk_rows * ow,
             |first, c| {
                 let rows = first / ow..(first / ow + chunk_rows).min(rows_total);
-                let mut tap_buf = [Tap {
-                    input_offset: 0,
-                    weight_offset: 0,
-                }; MAX_KERNEL * MAX_KERNEL];
-                self.window.for_each_rect(ishape, (oh, ow), rows, |rect| {
-                    // The rectangle's valid taps, offsets relative to each window's first valid tap.
-                    let ((ky0, ky1), (kx0, kx1)) = (rect.ky, rect.kx);
-                    let mut count = 0;
-                    for ky in ky0..ky1 {
-                        for kx in kx0..kx1 {
-                            tap_buf[count] = Tap {
-                                input_offset: ((ky - ky0) * in_row + (kx - kx0) * in_ps) as isize,
-                                weight_offset: (ky * k + kx) * cin * nr,
-                            };
-                            count += 1;
-                        }
-                    }
-                    let taps = TapSet::new(&tap_buf[..count]);
-                    for line in rect.lines(s) {
-                        let a0 = input.index(rect.n, line.origin.0, line.origin.1, 0);
-                        let c0 = ((rect.n * oh + line.y) * ow + line.x - first) * out_ps;
-                        let (a_step, c_step) = if line.along_x {
-                            (s * in_ps, out_ps)
-                        } else {
-                            (s * in_row, ow * out_ps)
-                        };
-                        self.core
-                            .run_line("conv2d", &taps, a, a0, a_step, c, c0, c_step, line.len)?;
-                    }
-                    Ok(())
-                })
+                let dest = Dest {
+                    first_pixel: first,
+                    pixel_stride: out_ps,
+                    channel_offset: 0,
+                };
+                conv_rows(
+                    &self.core,
+                    &self.window,
+                    &source,
+                    0,
+                    (oh, ow),
+                    rows,
+                    c,
+                    &dest,
+                )
             },
         )
     }
+}
+
+/// Where a convolution reads: an NHWC tensor of `shape` whose pixel `(n, y, x)` starts at
+/// `offset + ((n*h + y - first_row)*w + x) * pixel_stride` (`first_row` given separately, so a
+/// band of rows in a scratch buffer can stand for the whole image).
+pub(crate) struct Source<'a> {
+    pub(crate) data: &'a [f32],
+    pub(crate) shape: Nhwc,
+    pub(crate) pixel_stride: usize,
+    pub(crate) offset: usize,
+}
+
+/// Where a convolution writes: an output chunk starting at output pixel `first_pixel`.
+pub(crate) struct Dest {
+    pub(crate) first_pixel: usize,
+    pub(crate) pixel_stride: usize,
+    pub(crate) channel_offset: usize,
+}
+
+/// Runs `core` with `window` for the output rows `rows` (global row indices `n*oh + y`) of an
+/// `oh x ow` output, reading `src` (whose rows start at image row `first_row`; only the rows the
+/// windows need must be present) and writing the chunk `c` described by `dest`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_rows(
+    core: &ConvCore,
+    window: &Window,
+    src: &Source<'_>,
+    first_row: usize,
+    (oh, ow): (usize, usize),
+    rows: std::ops::Range<usize>,
+    c: &mut [f32],
+    dest: &Dest,
+) -> Result<()> {
+    let (k, s) = (window.kernel, window.stride);
+    let in_ps = src.pixel_stride;
+    let in_row = src.shape.w * in_ps;
+    let nr = core.kernel.nr;
+    let cin = core.in_channels;
+    let mut tap_buf = [Tap {
+        input_offset: 0,
+        weight_offset: 0,
+    }; MAX_KERNEL * MAX_KERNEL];
+    window.for_each_rect(src.shape, (oh, ow), rows, |rect| {
+        // The rectangle's valid taps, offsets relative to each window's first valid tap.
+        let ((ky0, ky1), (kx0, kx1)) = (rect.ky, rect.kx);
+        let mut count = 0;
+        for ky in ky0..ky1 {
+            for kx in kx0..kx1 {
+                tap_buf[count] = Tap {
+                    input_offset: ((ky - ky0) * in_row + (kx - kx0) * in_ps) as isize,
+                    weight_offset: (ky * k + kx) * cin * nr,
+                };
+                count += 1;
+            }
+        }
+        let taps = TapSet::new(&tap_buf[..count]);
+        for line in rect.lines(s) {
+            let (iy, ix) = line.origin;
+            let a0 =
+                src.offset + ((rect.n * src.shape.h + iy - first_row) * src.shape.w + ix) * in_ps;
+            let c0 = ((rect.n * oh + line.y) * ow + line.x - dest.first_pixel) * dest.pixel_stride
+                + dest.channel_offset;
+            let (a_step, c_step) = if line.along_x {
+                (s * in_ps, dest.pixel_stride)
+            } else {
+                (s * in_row, ow * dest.pixel_stride)
+            };
+            core.run_line(
+                "conv2d", &taps, src.data, a0, a_step, c, c0, c_step, line.len,
+            )?;
+        }
+        Ok(())
+    })
 }
