@@ -1,11 +1,13 @@
 //! The operators. Each validates its descriptor and packs its weights once at creation, then
 //! runs many times on caller-provided views without allocating.
 
+mod bottleneck;
 mod conv1x1;
 mod conv2d;
 mod maxpool;
 mod window;
 
+pub use bottleneck::{Bottleneck, BottleneckDesc, BottleneckWeights};
 pub use conv1x1::Conv1x1;
 pub use conv2d::{Conv2d, Conv2dDesc, MAX_KERNEL};
 pub use maxpool::{MaxPool2d, MaxPool2dDesc, MAX_POOL_KERNEL};
