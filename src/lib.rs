@@ -49,8 +49,9 @@ pub mod weights;
 pub use error::{Error, ErrorKind, Result};
 pub use isa::{set_max_isa, Isa};
 pub use ops::{
-    Bottleneck, BottleneckDesc, BottleneckWeights, Conv1x1, Conv2d, Conv2dDesc, Epilogue,
-    MaxPool2d, MaxPool2dDesc, OpOptions, Padding, MAX_KERNEL, MAX_POOL_KERNEL,
+    inception_reference, Bottleneck, BottleneckDesc, BottleneckWeights, Conv1x1, Conv2d,
+    Conv2dDesc, ConvParams, Epilogue, Inception, InceptionConfig, InceptionWeights, MaxPool2d,
+    MaxPool2dDesc, OpOptions, Padding, PoolProjection, MAX_KERNEL, MAX_POOL_KERNEL,
 };
 pub use parallel::Parallelism;
 pub use tensor::{Nhwc, TensorView, TensorViewMut};

@@ -23,6 +23,7 @@
 #![no_std]
 #![deny(missing_docs)]
 
+pub mod peak;
 pub mod pool;
 pub mod scalar;
 

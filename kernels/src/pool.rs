@@ -137,7 +137,12 @@ pub fn run_pool_line(
 pub fn pool_kernel(isa: KernelIsa) -> Option<&'static PoolKernelInfo> {
     match isa {
         KernelIsa::Scalar => Some(&crate::scalar::pool::MAXPOOL),
-        // SIMD_POOL_KERNELS
+        #[cfg(target_arch = "x86_64")]
+        KernelIsa::Avx2 => Some(&crate::x86_avx2::pool::MAXPOOL),
+        #[cfg(target_arch = "x86_64")]
+        KernelIsa::Avx512 => Some(&crate::x86_avx512::pool::MAXPOOL),
+        #[cfg(target_arch = "aarch64")]
+        KernelIsa::Neon => Some(&crate::aarch64_neon::pool::MAXPOOL),
         #[allow(unreachable_patterns)]
         _ => None,
     }

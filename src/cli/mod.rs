@@ -2,6 +2,8 @@
 
 mod bench;
 mod demo;
+mod peak;
+mod workloads;
 
 use incept::cost::{thousands, BottleneckCost};
 use incept::{isa, Isa};
@@ -14,7 +16,9 @@ commands:
   info            this CPU's ISAs, the chosen one and the cap
   cost            multiply counts of the seed example (5x5 branch with and without a 1x1 bottleneck)
   bench           time a workload:
-                    --workload conv1x1     (28x28x192 -> 64, bias + ReLU)
+                    --workload NAME        conv1x1 | conv3x3 | conv5x5 | bottleneck | maxpool | pool-proj |
+                                           inception (GoogLeNet 3a on 28x28x192), *-unfused variants, all
+                    --conv H,W,CIN,COUT,K[,STRIDE[,PAD]]   any convolution (bias + ReLU)
                     --batch N              (default 1)
                     --threads T            (default: all cores)
                     --isa auto|scalar|avx2|avx512|neon   (default auto)
@@ -70,6 +74,7 @@ fn info() -> Result<(), String> {
     let names: Vec<&str> = isa::available().iter().map(|i| i.name()).collect();
     let cap = isa::max_isa().map_err(|e| e.to_string())?;
     let chosen = isa::resolve(None).map_err(|e| e.to_string())?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("cpu:       {}", cpu_name());
     println!("isas:      {}", names.join(", "));
     println!("best:      {}", isa::best_available());
@@ -78,8 +83,41 @@ fn info() -> Result<(), String> {
         cap.map_or("none".to_string(), |c: Isa| c.to_string())
     );
     println!("chosen:    {chosen}");
-    println!("threads:   {}", rayon::current_num_threads());
+    println!("threads:   {threads}");
+    for (level, size) in cache_sizes() {
+        println!("cache {level:<4} {size}");
+    }
+    println!("measured f32 FMA peak (GFLOP/s, median of short probes):");
+    for &isa in isa::available() {
+        let one = peak::gflops(isa, 1, 15);
+        let all = peak::gflops(isa, threads, 15);
+        println!(
+            "  {:<7} 1 thread {one:>7.1}   {threads} threads {all:>7.1}",
+            isa.name()
+        );
+    }
     Ok(())
+}
+
+/// Data and unified cache sizes from sysfs, where there is one.
+fn cache_sizes() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for index in 0..8 {
+        let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
+        let read = |f: &str| {
+            std::fs::read_to_string(format!("{dir}/{f}"))
+                .ok()
+                .map(|s| s.trim().to_string())
+        };
+        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
+        else {
+            break;
+        };
+        if kind != "Instruction" {
+            out.push((format!("L{level}"), size));
+        }
+    }
+    out
 }
 
 fn cost() {

@@ -7,6 +7,7 @@
 use incept_kernels::pool::{pool_kernel, run_pool_line, PoolKernelInfo, PoolLine};
 use incept_kernels::IsaToken;
 
+use super::conv2d::{Dest, Source};
 use super::tile_error;
 use super::window::{Padding, Window};
 use crate::error::{mismatch, Error, ErrorKind, Result};
@@ -112,7 +113,6 @@ impl MaxPool2d {
                 "maxpool output shape {oshape} does not match the expected {expected}"
             )));
         }
-        let s = self.desc.stride;
         let (oh, ow) = (oshape.h, oshape.w);
         let rows_total = oshape.n * oh;
         // Pooling is memory-bound: count a "multiply-add" per window element for the threshold.
@@ -121,8 +121,13 @@ impl MaxPool2d {
             .saturating_mul(self.desc.kernel * self.desc.kernel)
             .saturating_mul(ishape.c);
         let chunk_rows = chunk_pixels(par, rows_total, 1, work);
-        let (a, in_ps, out_ps) = (input.data(), input.pixel_stride(), output.pixel_stride());
-        let in_row = ishape.w * in_ps;
+        let out_ps = output.pixel_stride();
+        let src = Source {
+            data: input.data(),
+            shape: ishape,
+            pixel_stride: input.pixel_stride(),
+            offset: input.offset(),
+        };
         for_each_output_chunk(
             par,
             output.spanned_mut(),
@@ -130,31 +135,58 @@ impl MaxPool2d {
             chunk_rows * ow,
             |first, c| {
                 let rows = first / ow..(first / ow + chunk_rows).min(rows_total);
-                self.window.for_each_rect(ishape, (oh, ow), rows, |rect| {
-                    for line in rect.lines(s) {
-                        let (a_step, c_step) = if line.along_x {
-                            (s * in_ps, out_ps)
-                        } else {
-                            (s * in_row, ow * out_ps)
-                        };
-                        let pool_line = PoolLine {
-                            pixels: line.len,
-                            channels: ishape.c,
-                            a_offset: input.index(rect.n, line.origin.0, line.origin.1, 0),
-                            a_pixel_stride: a_step,
-                            window_rows: rect.ky.1 - rect.ky.0,
-                            window_cols: rect.kx.1 - rect.kx.0,
-                            a_row_stride: in_row,
-                            a_col_stride: in_ps,
-                            c_offset: ((rect.n * oh + line.y) * ow + line.x - first) * out_ps,
-                            c_pixel_stride: c_step,
-                        };
-                        run_pool_line(self.kernel, &pool_line, a, c, self.token)
-                            .map_err(|e| tile_error("maxpool", e))?;
-                    }
-                    Ok(())
-                })
+                let dest = Dest {
+                    first_pixel: first,
+                    pixel_stride: out_ps,
+                    channel_offset: 0,
+                };
+                self.pool_rows(&src, 0, (oh, ow), rows, c, &dest)
             },
         )
+    }
+
+    /// Pools the output rows `rows` (global `n*oh + y`) from `src` (rows from image row
+    /// `first_row`, as in `conv_rows`) into the chunk `c` described by `dest`.
+    pub(crate) fn pool_rows(
+        &self,
+        src: &Source<'_>,
+        first_row: usize,
+        (oh, ow): (usize, usize),
+        rows: std::ops::Range<usize>,
+        c: &mut [f32],
+        dest: &Dest,
+    ) -> Result<()> {
+        let s = self.desc.stride;
+        let in_ps = src.pixel_stride;
+        let in_row = src.shape.w * in_ps;
+        self.window
+            .for_each_rect(src.shape, (oh, ow), rows, |rect| {
+                for line in rect.lines(s) {
+                    let (iy, ix) = line.origin;
+                    let c_step = if line.along_x {
+                        dest.pixel_stride
+                    } else {
+                        ow * dest.pixel_stride
+                    };
+                    let pool_line = PoolLine {
+                        pixels: line.len,
+                        channels: src.shape.c,
+                        a_offset: src.offset
+                            + ((rect.n * src.shape.h + iy - first_row) * src.shape.w + ix) * in_ps,
+                        a_pixel_stride: if line.along_x { s * in_ps } else { s * in_row },
+                        window_rows: rect.ky.1 - rect.ky.0,
+                        window_cols: rect.kx.1 - rect.kx.0,
+                        a_row_stride: in_row,
+                        a_col_stride: in_ps,
+                        c_offset: ((rect.n * oh + line.y) * ow + line.x - dest.first_pixel)
+                            * dest.pixel_stride
+                            + dest.channel_offset,
+                        c_pixel_stride: c_step,
+                    };
+                    run_pool_line(self.kernel, &pool_line, src.data, c, self.token)
+                        .map_err(|e| tile_error("maxpool", e))?;
+                }
+                Ok(())
+            })
     }
 }

@@ -4,13 +4,19 @@
 mod bottleneck;
 mod conv1x1;
 mod conv2d;
+mod inception;
 mod maxpool;
+mod pool_proj;
 mod window;
 
 pub use bottleneck::{Bottleneck, BottleneckDesc, BottleneckWeights};
 pub use conv1x1::Conv1x1;
 pub use conv2d::{Conv2d, Conv2dDesc, MAX_KERNEL};
+pub use inception::{
+    inception_reference, ConvParams, Inception, InceptionConfig, InceptionWeights,
+};
 pub use maxpool::{MaxPool2d, MaxPool2dDesc, MAX_POOL_KERNEL};
+pub use pool_proj::PoolProjection;
 pub use window::Padding;
 
 use incept_kernels::{run_tile, Clamp, IsaToken, KernelInfo, TapSet, Tile, TileError};
@@ -178,24 +184,46 @@ impl ConvCore {
         c_pixel_stride: usize,
         pixels: usize,
     ) -> Result<()> {
+        for start in (0..pixels).step_by(self.kernel.mr) {
+            let mr = self.kernel.mr.min(pixels - start);
+            let a0 = a_offset + start * a_pixel_stride;
+            let c0 = c_offset + start * c_pixel_stride;
+            self.run_tile(op, taps, a, a0, a_pixel_stride, mr, c, c0, c_pixel_stride)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one tile of `mr` pixels over every output-channel block (the input tile stays in L1
+    /// while the blocks' weights stream past it).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_tile(
+        &self,
+        op: &str,
+        taps: &TapSet<'_>,
+        a: &[f32],
+        a_offset: usize,
+        a_pixel_stride: usize,
+        mr: usize,
+        c: &mut [f32],
+        c_offset: usize,
+        c_pixel_stride: usize,
+    ) -> Result<()> {
         let kernel = self.kernel;
         let weights = self.packed.as_slice();
-        for start in (0..pixels).step_by(kernel.mr) {
-            for block in 0..self.packed.blocks() {
-                let tile = Tile {
-                    mr: kernel.mr.min(pixels - start),
-                    nr: kernel.nr.min(self.out_channels - block * kernel.nr),
-                    k: self.in_channels,
-                    a_offset: a_offset + start * a_pixel_stride,
-                    a_pixel_stride,
-                    w_offset: block * self.packed.block_len(),
-                    c_offset: c_offset + start * c_pixel_stride + block * kernel.nr,
-                    c_pixel_stride,
-                    clamp: self.clamp,
-                };
-                run_tile(kernel, &tile, taps, a, weights, c, self.token)
-                    .map_err(|e| tile_error(op, e))?;
-            }
+        for block in 0..self.packed.blocks() {
+            let tile = Tile {
+                mr,
+                nr: kernel.nr.min(self.out_channels - block * kernel.nr),
+                k: self.in_channels,
+                a_offset,
+                a_pixel_stride,
+                w_offset: block * self.packed.block_len(),
+                c_offset: c_offset + block * kernel.nr,
+                c_pixel_stride,
+                clamp: self.clamp,
+            };
+            run_tile(kernel, &tile, taps, a, weights, c, self.token)
+                .map_err(|e| tile_error(op, e))?;
         }
         Ok(())
     }

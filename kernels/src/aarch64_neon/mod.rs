@@ -10,6 +10,8 @@
 //! Each `mr` in 1..=4 and each vector count (`ceil(nr / 4)`, 1..=4) is its own monomorphised
 //! instance; output-channel remainders store whole vectors, then a pair, then a single lane.
 
+pub mod pool;
+
 use core::arch::aarch64::*;
 
 use crate::{KernelInfo, KernelIsa, TileArgs};

@@ -12,6 +12,8 @@
 // accumulator array in registers (iterators over `&mut acc` left it on the stack).
 #![allow(clippy::needless_range_loop)]
 
+pub mod pool;
+
 use core::arch::x86_64::*;
 
 use crate::{KernelInfo, KernelIsa, TileArgs};

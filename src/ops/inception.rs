@@ -1,0 +1,603 @@
+//! The whole Inception module in one call, concatenating in place.
+//!
+//! ```text
+//!            +-> 1x1 c1x1 ----------------------------+
+//!   input ---+-> 1x1 reduce3 -> 3x3 c3x3 -------------+--> output [1x1 | 3x3 | 5x5 | pool]
+//!            +-> 1x1 reduce5 -> 5x5 c5x5 -------------+
+//!            +-> 3x3 max-pool (stride 1) -> 1x1 proj -+
+//! ```
+//! Every convolution is followed by its bias and ReLU, as in GoogLeNet. Each branch stores
+//! straight into its channel slice of the caller's output view (itself possibly a slice of a
+//! wider tensor), so the concatenation costs nothing.
+//!
+//! One task owns a range of output rows and walks it in bands:
+//! 1. *Horizontal fusion*: the 1x1 convolutions that read the module input (the 1x1 branch and
+//!    the two reductions) run as one pass: for each tile of input pixels, every block of every
+//!    one of them, while the tile is in L1. The 1x1 branch writes to the output, the reductions
+//!    to per-thread scratch rows (band plus halo, kept from band to band as in [`super::Bottleneck`]).
+//! 2. The 3x3 and 5x5 convolutions read those scratch rows (vertical fusion).
+//! 3. The pool branch pools the band into scratch and projects it with the 1x1 kernel.
+//!
+//! No intermediate tensor is ever materialised; scratch is O(threads x band).
+
+use incept_kernels::TapSet;
+
+use super::bottleneck::{with_scratch, ONE_TAP};
+use super::conv2d::{conv_rows, Dest, Source, MAX_KERNEL};
+use super::maxpool::{MaxPool2d, MaxPool2dDesc};
+use super::window::{Padding, Window};
+use super::{ConvCore, Epilogue, OpOptions};
+use crate::error::{invalid, mismatch, Error, Result};
+use crate::isa::Isa;
+use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};
+use crate::tensor::{Nhwc, TensorView, TensorViewMut};
+
+/// Channel counts of an Inception module (GoogLeNet's table). A reduction or the pool
+/// projection may be left out (`None`): the 3x3/5x5 then reads the input directly, and the pool
+/// branch passes all `in_channels` pooled channels through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InceptionConfig {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels of the 1x1 branch.
+    pub c1x1: usize,
+    /// Output channels of the 1x1 reduction before the 3x3.
+    pub c3x3_reduce: Option<usize>,
+    /// Output channels of the 3x3 branch.
+    pub c3x3: usize,
+    /// Output channels of the 1x1 reduction before the 5x5.
+    pub c5x5_reduce: Option<usize>,
+    /// Output channels of the 5x5 branch.
+    pub c5x5: usize,
+    /// Output channels of the 1x1 projection after the pool.
+    pub pool_proj: Option<usize>,
+}
+
+impl InceptionConfig {
+    /// GoogLeNet's nine modules with their spatial size: `(name, config, height = width)`.
+    pub const GOOGLENET: [(&'static str, InceptionConfig, usize); 9] = [
+        ("3a", Self::googlenet(192, 64, 96, 128, 16, 32, 32), 28),
+        ("3b", Self::googlenet(256, 128, 128, 192, 32, 96, 64), 28),
+        ("4a", Self::googlenet(480, 192, 96, 208, 16, 48, 64), 14),
+        ("4b", Self::googlenet(512, 160, 112, 224, 24, 64, 64), 14),
+        ("4c", Self::googlenet(512, 128, 128, 256, 24, 64, 64), 14),
+        ("4d", Self::googlenet(512, 112, 144, 288, 32, 64, 64), 14),
+        ("4e", Self::googlenet(528, 256, 160, 320, 32, 128, 128), 14),
+        ("5a", Self::googlenet(832, 256, 160, 320, 32, 128, 128), 7),
+        ("5b", Self::googlenet(832, 384, 192, 384, 48, 128, 128), 7),
+    ];
+
+    /// A module with every reduction and the pool projection, as in GoogLeNet.
+    pub const fn googlenet(
+        in_channels: usize,
+        c1x1: usize,
+        c3x3_reduce: usize,
+        c3x3: usize,
+        c5x5_reduce: usize,
+        c5x5: usize,
+        pool_proj: usize,
+    ) -> Self {
+        InceptionConfig {
+            in_channels,
+            c1x1,
+            c3x3_reduce: Some(c3x3_reduce),
+            c3x3,
+            c5x5_reduce: Some(c5x5_reduce),
+            c5x5,
+            pool_proj: Some(pool_proj),
+        }
+    }
+
+    /// Output channels: `c1x1 + c3x3 + c5x5 + (pool_proj or in_channels)`.
+    pub fn out_channels(&self) -> usize {
+        self.c1x1 + self.c3x3 + self.c5x5 + self.pool_proj.unwrap_or(self.in_channels)
+    }
+}
+
+/// OHWI weights and optional bias of one convolution.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvParams<'a> {
+    /// Weights, OHWI.
+    pub weights: &'a [f32],
+    /// Bias, one per output channel.
+    pub bias: Option<&'a [f32]>,
+}
+
+/// Weights of every convolution of a module; a reduction or projection must be present exactly
+/// when the config has it.
+#[derive(Clone, Copy, Debug)]
+pub struct InceptionWeights<'a> {
+    /// 1x1 branch, `c1x1 x in_channels`.
+    pub conv1x1: ConvParams<'a>,
+    /// 3x3 reduction, `c3x3_reduce x in_channels`.
+    pub reduce3x3: Option<ConvParams<'a>>,
+    /// 3x3, `c3x3 x 3 x 3 x (c3x3_reduce or in_channels)`.
+    pub conv3x3: ConvParams<'a>,
+    /// 5x5 reduction, `c5x5_reduce x in_channels`.
+    pub reduce5x5: Option<ConvParams<'a>>,
+    /// 5x5, `c5x5 x 5 x 5 x (c5x5_reduce or in_channels)`.
+    pub conv5x5: ConvParams<'a>,
+    /// Pool projection, `pool_proj x in_channels`.
+    pub pool_proj: Option<ConvParams<'a>>,
+}
+
+/// A whole Inception module (see the module docs).
+#[derive(Debug)]
+pub struct Inception {
+    config: InceptionConfig,
+    conv1: ConvCore,
+    reduce3: Option<ConvCore>,
+    conv3: ConvCore,
+    window3: Window,
+    reduce5: Option<ConvCore>,
+    conv5: ConvCore,
+    window5: Window,
+    pool: MaxPool2d,
+    proj: Option<ConvCore>,
+}
+
+/// Bytes of scratch a band aims for: reductions, halos and pooled rows inside L2.
+const BAND_TARGET_BYTES: usize = 192 * 1024;
+
+impl Inception {
+    /// Creates the module on the best ISA allowed: validates and packs every convolution.
+    pub fn new(config: &InceptionConfig, weights: &InceptionWeights<'_>) -> Result<Self> {
+        Self::with_options(config, weights, OpOptions::default())
+    }
+
+    /// Like [`Inception::new`], with options (e.g. an ISA cap).
+    pub fn with_options(
+        config: &InceptionConfig,
+        weights: &InceptionWeights<'_>,
+        options: OpOptions,
+    ) -> Result<Self> {
+        let cin = config.in_channels;
+        let relu = Epilogue::Relu;
+        let core = |name: &str, cin: usize, cout: usize, taps: usize, p: ConvParams<'_>| {
+            ConvCore::new(name, cin, cout, taps, p.weights, p.bias, relu, options)
+        };
+        let optional = |name: &str, cout: Option<usize>, p: Option<ConvParams<'_>>| match (cout, p)
+        {
+            (Some(cout), Some(p)) => core(name, cin, cout, 1, p).map(Some),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(invalid(format!(
+                "inception config has a {name} but no weights were given for it"
+            ))),
+            (None, Some(_)) => Err(invalid(format!(
+                "inception weights include a {name} the config does not have"
+            ))),
+        };
+        let reduce3 = optional("3x3 reduction", config.c3x3_reduce, weights.reduce3x3)?;
+        let reduce5 = optional("5x5 reduction", config.c5x5_reduce, weights.reduce5x5)?;
+        let proj = optional("pool projection", config.pool_proj, weights.pool_proj)?;
+        let conv1 = core("1x1 branch", cin, config.c1x1, 1, weights.conv1x1)?;
+        let conv3 = core(
+            "3x3 branch",
+            config.c3x3_reduce.unwrap_or(cin),
+            config.c3x3,
+            9,
+            weights.conv3x3,
+        )?;
+        let conv5 = core(
+            "5x5 branch",
+            config.c5x5_reduce.unwrap_or(cin),
+            config.c5x5,
+            25,
+            weights.conv5x5,
+        )?;
+        let window3 = Window::new("inception 3x3", 3, 1, Padding::same(3), MAX_KERNEL)?;
+        let window5 = Window::new("inception 5x5", 5, 1, Padding::same(5), MAX_KERNEL)?;
+        let pool = MaxPool2d::with_options(&MaxPool2dDesc::INCEPTION, options)?;
+        Ok(Inception {
+            config: *config,
+            conv1,
+            reduce3,
+            conv3,
+            window3,
+            reduce5,
+            conv5,
+            window5,
+            pool,
+            proj,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &InceptionConfig {
+        &self.config
+    }
+
+    /// The ISA this module runs on.
+    pub fn isa(&self) -> Isa {
+        self.conv1.isa
+    }
+
+    /// Output shape for `input`: same batch and spatial size, `config.out_channels()` channels.
+    pub fn output_shape(&self, input: Nhwc) -> Nhwc {
+        Nhwc {
+            c: self.config.out_channels(),
+            ..input
+        }
+    }
+
+    /// Multiply-adds of every convolution for `input`, padded taps included (as usually counted).
+    pub fn macs(&self, input: Nhwc) -> u64 {
+        let cfg = &self.config;
+        let px = input.pixels() as u64;
+        let cin = cfg.in_channels as u64;
+        let r3 = cfg.c3x3_reduce.map_or(cin, |r| r as u64);
+        let r5 = cfg.c5x5_reduce.map_or(cin, |r| r as u64);
+        let reductions = cfg.c3x3_reduce.unwrap_or(0)
+            + cfg.c5x5_reduce.unwrap_or(0)
+            + cfg.pool_proj.unwrap_or(0);
+        px * (cin * (cfg.c1x1 + reductions) as u64
+            + 9 * r3 * cfg.c3x3 as u64
+            + 25 * r5 * cfg.c5x5 as u64)
+    }
+
+    /// Output rows per band for width `w`, and the halo rows the reductions need above and below.
+    fn band(&self, w: usize) -> (usize, usize) {
+        let halo = match (self.reduce3.is_some(), self.reduce5.is_some()) {
+            (_, true) => 2,
+            (true, false) => 1,
+            (false, false) => 0,
+        };
+        let reduced = self.config.c3x3_reduce.unwrap_or(0) + self.config.c5x5_reduce.unwrap_or(0);
+        let pooled = if self.proj.is_some() {
+            self.config.in_channels
+        } else {
+            0
+        };
+        let row_bytes = (w * (reduced + pooled) * 4).max(1);
+        (
+            (BAND_TARGET_BYTES / row_bytes)
+                .saturating_sub(2 * halo)
+                .clamp(1, 32),
+            halo,
+        )
+    }
+
+    /// Scratch elements per thread for width `w`: reduced rows (band + halos) and pooled rows.
+    fn scratch_len(&self, w: usize) -> (usize, usize, usize) {
+        let (band, halo) = self.band(w);
+        let rows = band + 2 * halo;
+        (
+            rows * w * self.config.c3x3_reduce.unwrap_or(0),
+            rows * w * self.config.c5x5_reduce.unwrap_or(0),
+            if self.proj.is_some() {
+                band * w * self.config.in_channels
+            } else {
+                0
+            },
+        )
+    }
+
+    /// Peak scratch per thread, in bytes, for an input of width `w` (independent of height).
+    pub fn scratch_bytes_per_thread(&self, w: usize) -> usize {
+        let (s3, s5, sp) = self.scratch_len(w);
+        (s3 + s5 + sp) * std::mem::size_of::<f32>()
+    }
+
+    /// Runs the module: `output` (n x h x w x `config.out_channels()`, possibly a channel slice of
+    /// a wider tensor) receives `[1x1 | 3x3 | 5x5 | pool]`. After the first run on a thread,
+    /// allocates nothing. Bit-identical for every [`Parallelism`].
+    pub fn run(
+        &self,
+        input: &TensorView<'_>,
+        output: &mut TensorViewMut<'_>,
+        par: Parallelism<'_>,
+    ) -> Result<()> {
+        let (ishape, oshape) = (input.shape(), output.shape());
+        let cfg = self.config;
+        if ishape.c != cfg.in_channels {
+            return Err(mismatch(format!(
+                "input channels {} do not match the module's {}",
+                ishape.c, cfg.in_channels
+            )));
+        }
+        let expected = self.output_shape(ishape);
+        if oshape != expected {
+            return Err(mismatch(format!(
+                "inception output shape {oshape} does not match the expected {expected}"
+            )));
+        }
+        let (h, w) = (ishape.h, ishape.w);
+        let rows_total = ishape.n * h;
+        let macs = usize::try_from(self.macs(ishape)).unwrap_or(usize::MAX);
+        let chunk_rows = chunk_pixels(par, rows_total, 1, macs);
+        let (band, halo) = self.band(w);
+        let (len3, len5, lenp) = self.scratch_len(w);
+        let (r3, r5) = (cfg.c3x3_reduce.unwrap_or(0), cfg.c5x5_reduce.unwrap_or(0));
+        let out_ps = output.pixel_stride();
+        let (a, a_ps) = (input.data(), input.pixel_stride());
+        let in_src = Source {
+            data: a,
+            shape: ishape,
+            pixel_stride: a_ps,
+            offset: input.offset(),
+        };
+        let one_tap = TapSet::new(&ONE_TAP);
+        let (off3, off5, offp) = (
+            cfg.c1x1,
+            cfg.c1x1 + cfg.c3x3,
+            cfg.c1x1 + cfg.c3x3 + cfg.c5x5,
+        );
+
+        for_each_output_chunk(
+            par,
+            output.spanned_mut(),
+            out_ps,
+            chunk_rows * w,
+            |first, c| {
+                let (g0, g1) = (first / w, (first / w + chunk_rows).min(rows_total));
+                with_scratch(len3 + len5 + lenp, |scratch| {
+                    let (s3, rest) = scratch.split_at_mut(len3);
+                    let (s5, sp) = rest.split_at_mut(len5);
+                    // Reduced rows held in s3/s5: image `held.0`, rows `held.1..held.2`.
+                    let mut held: Option<(usize, usize, usize)> = None;
+                    let mut g = g0;
+                    while g < g1 {
+                        let n = g / h;
+                        let y0 = g - n * h;
+                        let y1 = (y0 + band).min(h).min(g1 - n * h);
+                        let (lo, hi) = (y0.saturating_sub(halo), (y1 + halo).min(h));
+                        let mut ready = lo;
+                        if let Some((hn, hlo, hhi)) = held {
+                            if hn == n && hlo <= lo && lo < hhi {
+                                s3.copy_within((lo - hlo) * w * r3..(hhi - hlo) * w * r3, 0);
+                                s5.copy_within((lo - hlo) * w * r5..(hhi - hlo) * w * r5, 0);
+                                ready = hhi;
+                            }
+                        }
+                        // 1. One pass of the input-side 1x1s over the new rows. Rows of this task
+                        //    also feed the 1x1 branch; halo rows only the reductions.
+                        let own = (g0.max(n * h) - n * h, g1.min((n + 1) * h) - n * h);
+                        for (ra, rb) in [
+                            (ready, own.0.max(ready)),
+                            (own.0.max(ready), own.1.min(hi)),
+                            (own.1.max(ready), hi),
+                        ] {
+                            if ra >= rb {
+                                continue;
+                            }
+                            let with_branch = ra >= own.0 && rb <= own.1;
+                            let pixels = (rb - ra) * w;
+                            let a0 = input.index(n, ra, 0, 0);
+                            for start in (0..pixels).step_by(self.conv1.kernel.mr) {
+                                let mr = self.conv1.kernel.mr.min(pixels - start);
+                                let at = a0 + start * a_ps;
+                                let scratch_px = (ra - lo) * w + start;
+                                if with_branch {
+                                    let c0 = ((n * h + ra) * w + start - first) * out_ps;
+                                    self.conv1.run_tile(
+                                        "inception",
+                                        &one_tap,
+                                        a,
+                                        at,
+                                        a_ps,
+                                        mr,
+                                        c,
+                                        c0,
+                                        out_ps,
+                                    )?;
+                                }
+                                if let Some(core) = &self.reduce3 {
+                                    core.run_tile(
+                                        "inception",
+                                        &one_tap,
+                                        a,
+                                        at,
+                                        a_ps,
+                                        mr,
+                                        s3,
+                                        scratch_px * r3,
+                                        r3,
+                                    )?;
+                                }
+                                if let Some(core) = &self.reduce5 {
+                                    core.run_tile(
+                                        "inception",
+                                        &one_tap,
+                                        a,
+                                        at,
+                                        a_ps,
+                                        mr,
+                                        s5,
+                                        scratch_px * r5,
+                                        r5,
+                                    )?;
+                                }
+                            }
+                        }
+                        held = Some((n, lo, hi));
+                        let rows = g..n * h + y1;
+                        let dest = |channel_offset| Dest {
+                            first_pixel: first,
+                            pixel_stride: out_ps,
+                            channel_offset,
+                        };
+                        // 2. The 3x3 and 5x5, from the reduced rows (or the input without a reduction).
+                        for (reduced, r, core, window, offset) in [
+                            (&*s3, r3, &self.conv3, &self.window3, off3),
+                            (&*s5, r5, &self.conv5, &self.window5, off5),
+                        ] {
+                            if r > 0 {
+                                let src = Source {
+                                    data: reduced,
+                                    shape: Nhwc { c: r, ..ishape },
+                                    pixel_stride: r,
+                                    offset: 0,
+                                };
+                                conv_rows(
+                                    core,
+                                    window,
+                                    &src,
+                                    n * h + lo,
+                                    (h, w),
+                                    rows.clone(),
+                                    c,
+                                    &dest(offset),
+                                )?;
+                            } else {
+                                conv_rows(
+                                    core,
+                                    window,
+                                    &in_src,
+                                    0,
+                                    (h, w),
+                                    rows.clone(),
+                                    c,
+                                    &dest(offset),
+                                )?;
+                            }
+                        }
+                        // 3. Pool the band, then project it (or pool straight into the output).
+                        match &self.proj {
+                            Some(proj) => {
+                                let pooled = Dest {
+                                    first_pixel: (n * h + y0) * w,
+                                    pixel_stride: cfg.in_channels,
+                                    channel_offset: 0,
+                                };
+                                self.pool.pool_rows(
+                                    &in_src,
+                                    0,
+                                    (h, w),
+                                    rows.clone(),
+                                    sp,
+                                    &pooled,
+                                )?;
+                                let c0 = (g * w - first) * out_ps + offp;
+                                let count = (y1 - y0) * w;
+                                proj.run_line(
+                                    "inception",
+                                    &one_tap,
+                                    sp,
+                                    0,
+                                    cfg.in_channels,
+                                    c,
+                                    c0,
+                                    out_ps,
+                                    count,
+                                )?;
+                            }
+                            None => {
+                                self.pool
+                                    .pool_rows(&in_src, 0, (h, w), rows, c, &dest(offp))?
+                            }
+                        }
+                        g = n * h + y1;
+                    }
+                    Ok::<(), Error>(())
+                })
+            },
+        )
+    }
+}
+
+/// The oracle for [`Inception`]: the module as separate reference layers
+/// (`incept::reference`), each intermediate materialised, concatenated into a new dense
+/// `n x h x w x out_channels` tensor. Slow and allocating; for tests and checks.
+pub fn inception_reference(
+    config: &InceptionConfig,
+    weights: &InceptionWeights<'_>,
+    input: &[f32],
+    shape: Nhwc,
+) -> Result<Vec<f32>> {
+    use incept_kernels::scalar::reference::{
+        conv2d, max_pool2d, Clamp, Layout, Window as RefWindow,
+    };
+    // Validates every weight and bias length (the reference layers would panic on them).
+    Inception::with_options(
+        config,
+        weights,
+        OpOptions {
+            max_isa: Some(Isa::Scalar),
+        },
+    )?;
+    if shape.c != config.in_channels || input.len() != shape.element_count()? {
+        return Err(mismatch(format!(
+            "reference input {shape} does not match the module's {} channels",
+            config.in_channels
+        )));
+    }
+    let relu = Clamp {
+        min: 0.0,
+        max: f32::INFINITY,
+    };
+    let (n, h, w, cin) = (shape.n, shape.h, shape.w, shape.c);
+    let total = config.out_channels();
+    let mut out = vec![0.0; shape.pixels() * total];
+    let layout = |c| Layout::dense(n, h, w, c);
+    let slice = |c, offset| Layout {
+        n,
+        h,
+        w,
+        c,
+        pixel_stride: total,
+        offset,
+    };
+    // A 1x1 (or KxK "same") reference conv from `src` (c_in channels) into a new tensor.
+    let conv = |src: &[f32],
+                c_in: usize,
+                k: usize,
+                p: ConvParams<'_>,
+                dst: &mut [f32],
+                dst_layout: Layout| {
+        conv2d(
+            src,
+            &layout(c_in),
+            p.weights,
+            p.bias,
+            &RefWindow::square(k, 1, (k - 1) / 2),
+            relu,
+            dst,
+            &dst_layout,
+        );
+    };
+    conv(
+        input,
+        cin,
+        1,
+        weights.conv1x1,
+        &mut out,
+        slice(config.c1x1, 0),
+    );
+    let mut offset = config.c1x1;
+    for (reduce, reduce_w, c_k, k, conv_w) in [
+        (
+            config.c3x3_reduce,
+            weights.reduce3x3,
+            config.c3x3,
+            3,
+            weights.conv3x3,
+        ),
+        (
+            config.c5x5_reduce,
+            weights.reduce5x5,
+            config.c5x5,
+            5,
+            weights.conv5x5,
+        ),
+    ] {
+        match (reduce, reduce_w) {
+            (Some(r), Some(rw)) => {
+                let mut mid = vec![0.0; shape.pixels() * r];
+                conv(input, cin, 1, rw, &mut mid, layout(r));
+                conv(&mid, r, k, conv_w, &mut out, slice(c_k, offset));
+            }
+            _ => conv(input, cin, k, conv_w, &mut out, slice(c_k, offset)),
+        }
+        offset += c_k;
+    }
+    let pool = RefWindow::square(3, 1, 1);
+    match (config.pool_proj, weights.pool_proj) {
+        (Some(p), Some(pw)) => {
+            let mut pooled = vec![0.0; shape.pixels() * cin];
+            max_pool2d(input, &layout(cin), &pool, &mut pooled, &layout(cin));
+            conv(&pooled, cin, 1, pw, &mut out, slice(p, offset));
+        }
+        _ => max_pool2d(input, &layout(cin), &pool, &mut out, &slice(cin, offset)),
+    }
+    Ok(out)
+}

@@ -1,0 +1,157 @@
+//! The fused pool branch: max-pool, then a 1x1 projection, without writing the pooled tensor.
+//!
+//! Each task pools a band of output rows into a per-thread scratch (a few rows, in L1/L2) and
+//! feeds it straight to the 1x1 microkernel.
+
+use incept_kernels::TapSet;
+
+use super::bottleneck::{with_scratch, ONE_TAP};
+use super::conv2d::{Dest, Source};
+use super::maxpool::{MaxPool2d, MaxPool2dDesc};
+use super::{ConvCore, ConvParams, Epilogue, OpOptions};
+use crate::error::{mismatch, Result};
+use crate::isa::Isa;
+use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};
+use crate::tensor::{Nhwc, TensorView, TensorViewMut};
+
+/// Max-pool (`pool`) followed by a 1x1 convolution `in_channels -> out_channels`.
+#[derive(Debug)]
+pub struct PoolProjection {
+    pool: MaxPool2d,
+    proj: ConvCore,
+}
+
+/// Bytes of pooled rows a band aims to keep.
+const BAND_TARGET_BYTES: usize = 64 * 1024;
+
+impl PoolProjection {
+    /// Creates the operator: `pool`, then the 1x1 `proj` (OHWI `[out][in]`) and `epilogue`.
+    pub fn new(
+        pool: &MaxPool2dDesc,
+        in_channels: usize,
+        out_channels: usize,
+        proj: ConvParams<'_>,
+        epilogue: Epilogue,
+    ) -> Result<Self> {
+        Self::with_options(
+            pool,
+            in_channels,
+            out_channels,
+            proj,
+            epilogue,
+            OpOptions::default(),
+        )
+    }
+
+    /// Like [`PoolProjection::new`], with options (e.g. an ISA cap).
+    pub fn with_options(
+        pool: &MaxPool2dDesc,
+        in_channels: usize,
+        out_channels: usize,
+        proj: ConvParams<'_>,
+        epilogue: Epilogue,
+        options: OpOptions,
+    ) -> Result<Self> {
+        let pool = MaxPool2d::with_options(pool, options)?;
+        let proj = ConvCore::new(
+            "pool projection",
+            in_channels,
+            out_channels,
+            1,
+            proj.weights,
+            proj.bias,
+            epilogue,
+            options,
+        )?;
+        Ok(PoolProjection { pool, proj })
+    }
+
+    /// The ISA this operator runs on.
+    pub fn isa(&self) -> Isa {
+        self.proj.isa
+    }
+
+    /// Output shape for `input`.
+    pub fn output_shape(&self, input: Nhwc) -> Result<Nhwc> {
+        Ok(Nhwc {
+            c: self.proj.out_channels,
+            ..self.pool.output_shape(input)?
+        })
+    }
+
+    /// Output rows per band for output width `ow`.
+    fn band(&self, ow: usize) -> usize {
+        (BAND_TARGET_BYTES / (ow * self.proj.in_channels * 4).max(1)).clamp(1, 64)
+    }
+
+    /// Peak scratch per thread, in bytes, for output width `ow` (independent of the height).
+    pub fn scratch_bytes_per_thread(&self, ow: usize) -> usize {
+        self.band(ow) * ow * self.proj.in_channels * std::mem::size_of::<f32>()
+    }
+
+    /// Pools and projects. Either view may be a channel slice of a wider tensor. After the first
+    /// run on a thread, allocates nothing. Bit-identical for every [`Parallelism`].
+    pub fn run(
+        &self,
+        input: &TensorView<'_>,
+        output: &mut TensorViewMut<'_>,
+        par: Parallelism<'_>,
+    ) -> Result<()> {
+        let (ishape, oshape) = (input.shape(), output.shape());
+        self.proj.check_channels(ishape.c, oshape.c)?;
+        let expected = self.output_shape(ishape)?;
+        if oshape != expected {
+            return Err(mismatch(format!(
+                "pool projection output shape {oshape} does not match the expected {expected}"
+            )));
+        }
+        let (oh, ow, cin) = (oshape.h, oshape.w, ishape.c);
+        let rows_total = oshape.n * oh;
+        let macs = oshape.pixels().saturating_mul(cin).saturating_mul(oshape.c);
+        let chunk_rows = chunk_pixels(par, rows_total, 1, macs);
+        let band = self.band(ow);
+        let out_ps = output.pixel_stride();
+        let src = Source {
+            data: input.data(),
+            shape: ishape,
+            pixel_stride: input.pixel_stride(),
+            offset: input.offset(),
+        };
+        let one_tap = TapSet::new(&ONE_TAP);
+        for_each_output_chunk(
+            par,
+            output.spanned_mut(),
+            out_ps,
+            chunk_rows * ow,
+            |first, c| {
+                let (g0, g1) = (first / ow, (first / ow + chunk_rows).min(rows_total));
+                with_scratch(band * ow * cin, |pooled| {
+                    for g in (g0..g1).step_by(band) {
+                        let rows = g..(g + band).min(g1);
+                        let count = rows.len() * ow;
+                        let dest = Dest {
+                            first_pixel: g * ow,
+                            pixel_stride: cin,
+                            channel_offset: 0,
+                        };
+                        self.pool
+                            .pool_rows(&src, 0, (oh, ow), rows, pooled, &dest)?;
+                        let c0 = (g * ow - first) * out_ps;
+                        self.proj.run_line(
+                            "pool projection",
+                            &one_tap,
+                            pooled,
+                            0,
+                            cin,
+                            c,
+                            c0,
+                            out_ps,
+                            count,
+                        )?;
+                    }
+                    Ok(())
+                })
+            },
+        )
+    }
+}

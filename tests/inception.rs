@@ -1,0 +1,199 @@
+//! The Inception module against the reference composition of separate layers: all nine
+//! GoogLeNet configurations at their spatial sizes, the variants without reductions, batch > 1,
+//! a channel slice of a wider output, every ISA, bit-identical for any thread count.
+
+mod common;
+
+use common::{activations, bias, isas, weights, Mode};
+use incept::{
+    inception_reference, ConvParams, Inception, InceptionConfig, InceptionWeights, Nhwc, OpOptions,
+    Parallelism, TensorView, TensorViewMut,
+};
+
+/// Owned weights for a config.
+struct Owned {
+    w: Vec<Vec<f32>>,
+    b: Vec<Vec<f32>>,
+}
+
+fn make_weights(cfg: &InceptionConfig, mode: Mode, seed: u64) -> Owned {
+    let cin = cfg.in_channels;
+    let shapes = [
+        (cfg.c1x1, cin),
+        (cfg.c3x3_reduce.unwrap_or(0), cin),
+        (cfg.c3x3, 9 * cfg.c3x3_reduce.unwrap_or(cin)),
+        (cfg.c5x5_reduce.unwrap_or(0), cin),
+        (cfg.c5x5, 25 * cfg.c5x5_reduce.unwrap_or(cin)),
+        (cfg.pool_proj.unwrap_or(0), cin),
+    ];
+    let w = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(o, k))| weights(mode, o * k, seed + i as u64))
+        .collect();
+    let b = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(o, _))| bias(mode, o, seed + 10 + i as u64))
+        .collect();
+    Owned { w, b }
+}
+
+fn borrow<'a>(cfg: &InceptionConfig, o: &'a Owned) -> InceptionWeights<'a> {
+    let p = |i: usize| ConvParams {
+        weights: &o.w[i],
+        bias: Some(&o.b[i]),
+    };
+    InceptionWeights {
+        conv1x1: p(0),
+        reduce3x3: cfg.c3x3_reduce.map(|_| p(1)),
+        conv3x3: p(2),
+        reduce5x5: cfg.c5x5_reduce.map(|_| p(3)),
+        conv5x5: p(4),
+        pool_proj: cfg.pool_proj.map(|_| p(5)),
+    }
+}
+
+/// Runs `cfg` on an `n x size x size` input on every ISA and several parallelisms, writing into
+/// channels `3..` of a wider output; checks against the reference.
+fn check(cfg: &InceptionConfig, n: usize, size: usize, mode: Mode, pars: &[Parallelism<'_>]) {
+    let shape = Nhwc::new(n, size, size, cfg.in_channels);
+    let x = activations(mode, shape.element_count().unwrap(), size as u64);
+    let owned = make_weights(cfg, mode, cfg.in_channels as u64);
+    let wts = borrow(cfg, &owned);
+    let want = inception_reference(cfg, &wts, &x, shape).unwrap();
+    let total = cfg.out_channels();
+    let wide = total + 4;
+    for isa in isas() {
+        let module = Inception::with_options(cfg, &wts, OpOptions { max_isa: Some(isa) }).unwrap();
+        let mut first: Option<Vec<f32>> = None;
+        for &par in pars {
+            let mut out = vec![f32::NAN; shape.pixels() * wide];
+            let input = TensorView::new(&x, shape).unwrap();
+            let mut view =
+                TensorViewMut::with_layout(&mut out, Nhwc { c: total, ..shape }, wide, 3).unwrap();
+            module.run(&input, &mut view, par).unwrap();
+            for p in 0..shape.pixels() {
+                for ch in 0..wide {
+                    let got = out[p * wide + ch];
+                    if ch < 3 || ch >= 3 + total {
+                        assert!(
+                            got.is_nan(),
+                            "{isa}: wrote outside the view at pixel {p} channel {ch}"
+                        );
+                        continue;
+                    }
+                    let want = want[p * total + ch - 3];
+                    let ok = match mode {
+                        Mode::Exact => got.to_bits() == want.to_bits(),
+                        Mode::Random => (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    };
+                    assert!(ok, "{isa} {par:?} {cfg:?} n{n} {size}x{size}: pixel {p} channel {}: got {got}, want {want}", ch - 3);
+                }
+            }
+            match &first {
+                None => first = Some(out),
+                Some(f) => assert!(
+                    f.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{isa}: results differ between parallelisms"
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn all_nine_googlenet_modules_are_exact() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    for (name, cfg, size) in InceptionConfig::GOOGLENET {
+        let n = if name == "3a" { 2 } else { 1 };
+        check(
+            &cfg,
+            n,
+            size,
+            Mode::Exact,
+            &[Parallelism::Sequential, Parallelism::Pool(&pool)],
+        );
+    }
+}
+
+#[test]
+fn variants_without_reductions_or_projection() {
+    let seed = InceptionConfig {
+        in_channels: 24,
+        c1x1: 8,
+        c3x3_reduce: None,
+        c3x3: 16,
+        c5x5_reduce: None,
+        c5x5: 4,
+        pool_proj: None,
+    };
+    let bottleneck_5x5_only = InceptionConfig {
+        c5x5_reduce: Some(6),
+        ..seed
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for cfg in [seed, bottleneck_5x5_only] {
+        for (n, size) in [(1, 28), (2, 7), (1, 3), (1, 1)] {
+            check(
+                &cfg,
+                n,
+                size,
+                Mode::Exact,
+                &[Parallelism::Sequential, Parallelism::Pool(&pool)],
+            );
+        }
+    }
+}
+
+#[test]
+fn random_floats_and_thread_counts() {
+    let cfg = InceptionConfig::GOOGLENET[0].1;
+    let pools: Vec<rayon::ThreadPool> = (1..=3)
+        .map(|t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let pars = [
+        Parallelism::Sequential,
+        Parallelism::Global,
+        Parallelism::Pool(&pools[0]),
+        Parallelism::Pool(&pools[1]),
+        Parallelism::Pool(&pools[2]),
+    ];
+    check(&cfg, 3, 28, Mode::Random, &pars);
+}
+
+#[test]
+fn mismatched_weights_and_shapes_are_errors() {
+    let cfg = InceptionConfig::GOOGLENET[0].1;
+    let owned = make_weights(&cfg, Mode::Exact, 1);
+    let mut wts = borrow(&cfg, &owned);
+    wts.pool_proj = None;
+    let err = Inception::new(&cfg, &wts).unwrap_err();
+    assert!(err.to_string().contains("pool projection"), "{err}");
+    let wts = borrow(&cfg, &owned);
+    let module = Inception::new(&cfg, &wts).unwrap();
+    let x = vec![0.0; 28 * 28 * 192];
+    let mut out = vec![0.0; 28 * 28 * 255];
+    let err = module
+        .run(
+            &TensorView::new(&x, Nhwc::new(1, 28, 28, 192)).unwrap(),
+            &mut TensorViewMut::new(&mut out, Nhwc::new(1, 28, 28, 255)).unwrap(),
+            Parallelism::Sequential,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("28x28x255") && err.to_string().contains("256"),
+        "{err}"
+    );
+}
