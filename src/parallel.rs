@@ -37,9 +37,16 @@ impl Parallelism<'_> {
 /// other threads costs a few microseconds.
 pub(crate) const SEQUENTIAL_BELOW_MACS: usize = 1 << 18;
 
-/// How many pixels each task covers: a multiple of `mr`, about four tasks per thread so the
-/// threads stay balanced, and at least `mr`.
-pub(crate) fn chunk_pixels(par: Parallelism<'_>, pixels: usize, mr: usize, macs: usize) -> usize {
+/// How many pixels (or rows) each task covers: a multiple of `mr`, at least `mr`, about
+/// `tasks_per_thread` tasks per thread. More tasks balance threads better; fewer keep the
+/// per-task overheads of fused operators (halo rows recomputed at task edges) small.
+pub(crate) fn chunk_pixels(
+    par: Parallelism<'_>,
+    pixels: usize,
+    mr: usize,
+    macs: usize,
+    tasks_per_thread: usize,
+) -> usize {
     let threads = if macs < SEQUENTIAL_BELOW_MACS {
         1
     } else {
@@ -49,7 +56,7 @@ pub(crate) fn chunk_pixels(par: Parallelism<'_>, pixels: usize, mr: usize, macs:
         return pixels.max(1);
     }
     let tiles = pixels.div_ceil(mr);
-    let tasks = (threads * 4).min(tiles).max(1);
+    let tasks = (threads * tasks_per_thread).min(tiles).max(1);
     tiles.div_ceil(tasks) * mr
 }
 

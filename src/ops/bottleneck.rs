@@ -216,7 +216,7 @@ impl Bottleneck {
         let (h, w, r) = (ishape.h, ishape.w, self.desc.reduce_channels);
         let rows_total = oshape.n * oh;
         let work = oshape.pixels().saturating_mul(k * k * r * oshape.c);
-        let chunk_rows = chunk_pixels(par, rows_total, 1, work);
+        let chunk_rows = chunk_pixels(par, rows_total, 1, work, 1);
         let (band, band_rows) = self.band(w);
         let scratch_len = band_rows * w * r;
         let out_ps = output.pixel_stride();
@@ -269,6 +269,7 @@ impl Bottleneck {
                                 c0,
                                 r,
                                 (hi - ready) * w,
+                                self.reduce.all_blocks(),
                             )?;
                         }
                         held = Some((n, lo, hi));

@@ -114,7 +114,7 @@ impl Conv1x1 {
         // The pixels of an NHWC view are evenly spaced, so the whole batch is one GEMM of
         // n*h*w rows: tiles run across image rows and images.
         let pixels = ishape.pixels();
-        let chunk = chunk_pixels(par, pixels, self.core.kernel.mr, self.macs(pixels));
+        let chunk = chunk_pixels(par, pixels, self.core.kernel.mr, self.macs(pixels), 4);
         let (a, a_base, a_stride) = (input.data(), input.offset(), input.pixel_stride());
         let c_stride = output.pixel_stride();
         let taps = TapSet::new(&ONE_TAP);
@@ -130,6 +130,7 @@ impl Conv1x1 {
                 0,
                 c_stride,
                 count,
+                self.core.all_blocks(),
             )
         })
     }

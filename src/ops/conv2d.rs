@@ -147,7 +147,7 @@ impl Conv2d {
         let macs = self
             .macs(ishape)
             .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
-        let chunk_rows = chunk_pixels(par, rows_total, 1, macs);
+        let chunk_rows = chunk_pixels(par, rows_total, 1, macs, 2);
         let (in_ps, out_ps) = (input.pixel_stride(), output.pixel_stride());
         let source = Source {
             data: input.data(),
@@ -222,35 +222,50 @@ pub(crate) fn conv_rows(
         input_offset: 0,
         weight_offset: 0,
     }; MAX_KERNEL * MAX_KERNEL];
-    window.for_each_rect(src.shape, (oh, ow), rows, |rect| {
-        // The rectangle's valid taps, offsets relative to each window's first valid tap.
-        let ((ky0, ky1), (kx0, kx1)) = (rect.ky, rect.kx);
-        let mut count = 0;
-        for ky in ky0..ky1 {
-            for kx in kx0..kx1 {
-                tap_buf[count] = Tap {
-                    input_offset: ((ky - ky0) * in_row + (kx - kx0) * in_ps) as isize,
-                    weight_offset: (ky * k + kx) * cin * nr,
-                };
-                count += 1;
+    // Output-channel blocks outermost: one block's weights (K*K*cin*NR floats) stay in L2 while
+    // the rows stream past, instead of every block's weights for every tile.
+    for block in core.all_blocks() {
+        window.for_each_rect(src.shape, (oh, ow), rows.clone(), |rect| {
+            // The rectangle's valid taps, offsets relative to each window's first valid tap.
+            let ((ky0, ky1), (kx0, kx1)) = (rect.ky, rect.kx);
+            let mut count = 0;
+            for ky in ky0..ky1 {
+                for kx in kx0..kx1 {
+                    tap_buf[count] = Tap {
+                        input_offset: ((ky - ky0) * in_row + (kx - kx0) * in_ps) as isize,
+                        weight_offset: (ky * k + kx) * cin * nr,
+                    };
+                    count += 1;
+                }
             }
-        }
-        let taps = TapSet::new(&tap_buf[..count]);
-        for line in rect.lines(s) {
-            let (iy, ix) = line.origin;
-            let a0 =
-                src.offset + ((rect.n * src.shape.h + iy - first_row) * src.shape.w + ix) * in_ps;
-            let c0 = ((rect.n * oh + line.y) * ow + line.x - dest.first_pixel) * dest.pixel_stride
-                + dest.channel_offset;
-            let (a_step, c_step) = if line.along_x {
-                (s * in_ps, dest.pixel_stride)
-            } else {
-                (s * in_row, ow * dest.pixel_stride)
-            };
-            core.run_line(
-                "conv2d", &taps, src.data, a0, a_step, c, c0, c_step, line.len,
-            )?;
-        }
-        Ok(())
-    })
+            let taps = TapSet::new(&tap_buf[..count]);
+            for line in rect.lines(s) {
+                let (iy, ix) = line.origin;
+                let a0 = src.offset
+                    + ((rect.n * src.shape.h + iy - first_row) * src.shape.w + ix) * in_ps;
+                let c0 = ((rect.n * oh + line.y) * ow + line.x - dest.first_pixel)
+                    * dest.pixel_stride
+                    + dest.channel_offset;
+                let (a_step, c_step) = if line.along_x {
+                    (s * in_ps, dest.pixel_stride)
+                } else {
+                    (s * in_row, ow * dest.pixel_stride)
+                };
+                core.run_line(
+                    "conv2d",
+                    &taps,
+                    src.data,
+                    a0,
+                    a_step,
+                    c,
+                    c0,
+                    c_step,
+                    line.len,
+                    block..block + 1,
+                )?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
 }

@@ -304,7 +304,7 @@ impl Inception {
         let (h, w) = (ishape.h, ishape.w);
         let rows_total = ishape.n * h;
         let macs = usize::try_from(self.macs(ishape)).unwrap_or(usize::MAX);
-        let chunk_rows = chunk_pixels(par, rows_total, 1, macs);
+        let chunk_rows = chunk_pixels(par, rows_total, 1, macs, 1);
         let (band, halo) = self.band(w);
         let (len3, len5, lenp) = self.scratch_len(w);
         let (r3, r5) = (cfg.c3x3_reduce.unwrap_or(0), cfg.c5x5_reduce.unwrap_or(0));
@@ -379,6 +379,7 @@ impl Inception {
                                         c,
                                         c0,
                                         out_ps,
+                                        self.conv1.all_blocks(),
                                     )?;
                                 }
                                 if let Some(core) = &self.reduce3 {
@@ -392,6 +393,7 @@ impl Inception {
                                         s3,
                                         scratch_px * r3,
                                         r3,
+                                        core.all_blocks(),
                                     )?;
                                 }
                                 if let Some(core) = &self.reduce5 {
@@ -405,6 +407,7 @@ impl Inception {
                                         s5,
                                         scratch_px * r5,
                                         r5,
+                                        core.all_blocks(),
                                     )?;
                                 }
                             }
@@ -479,6 +482,7 @@ impl Inception {
                                     c0,
                                     out_ps,
                                     count,
+                                    proj.all_blocks(),
                                 )?;
                             }
                             None => {

@@ -120,7 +120,7 @@ impl MaxPool2d {
             .pixels()
             .saturating_mul(self.desc.kernel * self.desc.kernel)
             .saturating_mul(ishape.c);
-        let chunk_rows = chunk_pixels(par, rows_total, 1, work);
+        let chunk_rows = chunk_pixels(par, rows_total, 1, work, 2);
         let out_ps = output.pixel_stride();
         let src = Source {
             data: input.data(),

@@ -19,6 +19,8 @@ pub use maxpool::{MaxPool2d, MaxPool2dDesc, MAX_POOL_KERNEL};
 pub use pool_proj::PoolProjection;
 pub use window::Padding;
 
+use std::ops::Range;
+
 use incept_kernels::{run_tile, Clamp, IsaToken, KernelInfo, TapSet, Tile, TileError};
 
 use crate::error::{checked_product, invalid, mismatch, Error, ErrorKind, Result};
@@ -169,8 +171,13 @@ impl ConvCore {
         Ok(())
     }
 
-    /// Runs one line of `pixels` output pixels (consecutive tiles of MR) over every output-channel
-    /// block. `a_offset`/`c_offset` locate the line's first pixel; strides step between pixels.
+    /// All packed output-channel blocks.
+    pub(crate) fn all_blocks(&self) -> Range<usize> {
+        0..self.packed.blocks()
+    }
+
+    /// Runs one line of `pixels` output pixels (consecutive tiles of MR) over the output-channel
+    /// `blocks`. `a_offset`/`c_offset` locate the line's first pixel; strides step between pixels.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn run_line(
         &self,
@@ -183,17 +190,29 @@ impl ConvCore {
         c_offset: usize,
         c_pixel_stride: usize,
         pixels: usize,
+        blocks: Range<usize>,
     ) -> Result<()> {
         for start in (0..pixels).step_by(self.kernel.mr) {
             let mr = self.kernel.mr.min(pixels - start);
             let a0 = a_offset + start * a_pixel_stride;
             let c0 = c_offset + start * c_pixel_stride;
-            self.run_tile(op, taps, a, a0, a_pixel_stride, mr, c, c0, c_pixel_stride)?;
+            self.run_tile(
+                op,
+                taps,
+                a,
+                a0,
+                a_pixel_stride,
+                mr,
+                c,
+                c0,
+                c_pixel_stride,
+                blocks.clone(),
+            )?;
         }
         Ok(())
     }
 
-    /// Runs one tile of `mr` pixels over every output-channel block (the input tile stays in L1
+    /// Runs one tile of `mr` pixels over the output-channel `blocks` (the input tile stays in L1
     /// while the blocks' weights stream past it).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn run_tile(
@@ -207,10 +226,11 @@ impl ConvCore {
         c: &mut [f32],
         c_offset: usize,
         c_pixel_stride: usize,
+        blocks: Range<usize>,
     ) -> Result<()> {
         let kernel = self.kernel;
         let weights = self.packed.as_slice();
-        for block in 0..self.packed.blocks() {
+        for block in blocks {
             let tile = Tile {
                 mr,
                 nr: kernel.nr.min(self.out_channels - block * kernel.nr),

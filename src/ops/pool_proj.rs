@@ -108,7 +108,7 @@ impl PoolProjection {
         let (oh, ow, cin) = (oshape.h, oshape.w, ishape.c);
         let rows_total = oshape.n * oh;
         let macs = oshape.pixels().saturating_mul(cin).saturating_mul(oshape.c);
-        let chunk_rows = chunk_pixels(par, rows_total, 1, macs);
+        let chunk_rows = chunk_pixels(par, rows_total, 1, macs, 1);
         let band = self.band(ow);
         let out_ps = output.pixel_stride();
         let src = Source {
@@ -147,6 +147,7 @@ impl PoolProjection {
                             c0,
                             out_ps,
                             count,
+                            self.proj.all_blocks(),
                         )?;
                     }
                     Ok(())
