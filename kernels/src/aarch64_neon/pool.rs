@@ -14,6 +14,9 @@
 //!   4 maxes per output vector instead of 9 loads and 8 maxes).
 //! * **General**: every window row and column of every output pixel, any shape.
 //!
+//! A line running down a column (the left and right edges of a padded pool) slides too, with
+//! rows and columns swapped.
+//!
 //! NaN: `fmax` returns NaN when either operand is NaN, so NaN propagates with no extra work.
 
 // Index loops over const bounds, not iterators: LLVM unrolls them fully and keeps the arrays

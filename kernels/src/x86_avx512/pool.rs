@@ -1,8 +1,11 @@
 //! AVX-512F max-pool line kernel, vectorised over channels.
 //!
-//! Channels go in blocks of 4 zmm (64 channels, four independent dependency chains), then one
-//! block of the remaining 1..=4 vectors whose last vector, if partial, is loaded and stored
-//! with a lane mask, so nothing past `channels` is touched.
+//! Channels go in blocks of 6 zmm (96 channels, six independent dependency chains), then at
+//! most one block of 4 and one of the remaining 1..=4 vectors whose last vector, if partial, is
+//! loaded and stored with a lane mask, so nothing past `channels` is touched. Six, not four:
+//! fewer passes over the line (192 channels in 2) measured a few percent faster on the
+//! 28x28x192 3x3 pool, and the ring of 3 column maxima per vector, the loads and the 6 NaN
+//! masks still fit the 32 zmm and 7 mask registers without spilling.
 //!
 //! Each block takes one of two paths:
 //!
@@ -13,6 +16,9 @@
 //!   takes the max of the ring. A 3x3 stride-1 line reads each input element once (3 loads and
 //!   4 maxes per output vector instead of 9 loads and 8 maxes).
 //! * **General**: every window row and column of every output pixel, any shape.
+//!
+//! A line running down a column (the left and right edges of a padded pool) slides too, with
+//! rows and columns swapped.
 //!
 //! NaN: `vmaxps` returns its second operand when either is NaN, so NaNs are tracked apart, with
 //! unordered compares of pairs of loaded vectors (one compare covers two loads) chained into a
@@ -33,7 +39,7 @@ use crate::KernelIsa;
 
 const LANES: usize = 16;
 /// Vectors per channel block in the main loop.
-const BLOCK: usize = 4;
+const BLOCK: usize = 6;
 
 /// AVX-512F max-pool.
 pub const MAXPOOL: PoolKernelInfo = PoolKernelInfo {
@@ -56,9 +62,14 @@ unsafe fn pool_line(args: &PoolLineArgs) {
     let channels = args.channels;
     let mut ch = 0;
     while channels - ch >= BLOCK * LANES {
-        // SAFETY: channels ch .. ch + 64 <= channels, every vector full.
+        // SAFETY: channels ch .. ch + 96 <= channels, every vector full.
         unsafe { block::<BLOCK, false>(args, ch, u16::MAX) };
         ch += BLOCK * LANES;
+    }
+    if channels - ch >= 4 * LANES {
+        // SAFETY: channels ch .. ch + 64 <= channels, every vector full.
+        unsafe { block::<4, false>(args, ch, u16::MAX) };
+        ch += 4 * LANES;
     }
     let rest = channels - ch;
     let (full, part) = (rest / LANES, rest % LANES);
