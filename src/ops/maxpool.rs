@@ -16,6 +16,9 @@ use crate::ops::OpOptions;
 use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};
 use crate::tensor::{Nhwc, TensorView, TensorViewMut};
 
+/// Bytes of input rows (one window's rows x one channel group) a pass keeps in L1.
+const L1_WINDOW_BYTES: usize = 24 * 1024;
+
 /// Largest pooling window side.
 pub const MAX_POOL_KERNEL: usize = 64;
 
@@ -159,34 +162,45 @@ impl MaxPool2d {
         let s = self.desc.stride;
         let in_ps = src.pixel_stride;
         let in_row = src.shape.w * in_ps;
-        self.window
-            .for_each_rect(src.shape, (oh, ow), rows, |rect| {
-                for line in rect.lines(s) {
-                    let (iy, ix) = line.origin;
-                    let c_step = if line.along_x {
-                        dest.pixel_stride
-                    } else {
-                        ow * dest.pixel_stride
-                    };
-                    let pool_line = PoolLine {
-                        pixels: line.len,
-                        channels: src.shape.c,
-                        a_offset: src.offset
-                            + ((rect.n * src.shape.h + iy - first_row) * src.shape.w + ix) * in_ps,
-                        a_pixel_stride: if line.along_x { s * in_ps } else { s * in_row },
-                        window_rows: rect.ky.1 - rect.ky.0,
-                        window_cols: rect.kx.1 - rect.kx.0,
-                        a_row_stride: in_row,
-                        a_col_stride: in_ps,
-                        c_offset: ((rect.n * oh + line.y) * ow + line.x - dest.first_pixel)
-                            * dest.pixel_stride
-                            + dest.channel_offset,
-                        c_pixel_stride: c_step,
-                    };
-                    run_pool_line(self.kernel, &pool_line, src.data, c, self.token)
-                        .map_err(|e| tile_error("maxpool", e))?;
-                }
-                Ok(())
-            })
+        let channels = src.shape.c;
+        // Channel groups outermost: a window's rows of one group fit in L1, so walking down the
+        // output rows reads each input row from L2 once instead of once per window row.
+        let group = (L1_WINDOW_BYTES / (self.desc.kernel * src.shape.w * 4).max(1) / 16 * 16)
+            .clamp(16, channels.max(16));
+        for g0 in (0..channels).step_by(group) {
+            self.window
+                .for_each_rect(src.shape, (oh, ow), rows.clone(), |rect| {
+                    for line in rect.lines(s) {
+                        let (iy, ix) = line.origin;
+                        let c_step = if line.along_x {
+                            dest.pixel_stride
+                        } else {
+                            ow * dest.pixel_stride
+                        };
+                        let pool_line = PoolLine {
+                            pixels: line.len,
+                            channels: group.min(channels - g0),
+                            a_offset: src.offset
+                                + ((rect.n * src.shape.h + iy - first_row) * src.shape.w + ix)
+                                    * in_ps
+                                + g0,
+                            a_pixel_stride: if line.along_x { s * in_ps } else { s * in_row },
+                            window_rows: rect.ky.1 - rect.ky.0,
+                            window_cols: rect.kx.1 - rect.kx.0,
+                            a_row_stride: in_row,
+                            a_col_stride: in_ps,
+                            c_offset: ((rect.n * oh + line.y) * ow + line.x - dest.first_pixel)
+                                * dest.pixel_stride
+                                + dest.channel_offset
+                                + g0,
+                            c_pixel_stride: c_step,
+                        };
+                        run_pool_line(self.kernel, &pool_line, src.data, c, self.token)
+                            .map_err(|e| tile_error("maxpool", e))?;
+                    }
+                    Ok(())
+                })?;
+        }
+        Ok(())
     }
 }
