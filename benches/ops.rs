@@ -1,7 +1,12 @@
 //! Criterion benchmarks of incept's operators on GoogLeNet inception 3a shapes (28x28, bias +
 //! ReLU), on every ISA this CPU has, at 1 thread and all threads. Throughput is in FLOP (2 per
-//! multiply-add, every tap counted as `../shared/peers` counts), so reports read as FLOP/s.
-//! Names: `<operator>_<cin>x<cout>/<isa>/t<threads>`, e.g. `conv3x3_192x128/avx512/t1`.
+//! multiply-add, every tap counted as `../shared/peers` counts), so reports read as FLOP/s;
+//! max-pool's is in bytes (input read + output written).
+//! Names: convolutions `conv<k>x<k>_<cin>x<cout>/<isa>/t<threads>` (e.g.
+//! `conv3x3_192x128/avx512/t1`); the other operators `<op>/<isa>/t<threads>` with the
+//! workloads of `incept bench` (the same code, `src/cli/workloads.rs`): `maxpool`, `pool-proj`,
+//! `bottleneck`, `bottleneck-unfused`, `inception3a`, `inception3a-unfused` (batch 1).
+//! The CPU and its measured FMA peak are printed first.
 //!
 //! `cargo bench --bench ops`; a quick look: `cargo bench --bench ops -- --quick`; one operator:
 //! `cargo bench --bench ops -- conv3x3`.
@@ -11,6 +16,15 @@ use incept::{
     isa, Conv1x1, Conv2d, Conv2dDesc, Epilogue, Nhwc, OpOptions, Parallelism, TensorView,
     TensorViewMut,
 };
+
+/// The `incept bench` workloads and the FMA-peak probe, shared with the command line.
+#[allow(dead_code)]
+#[path = "../src/cli/workloads.rs"]
+mod workloads;
+
+#[allow(dead_code)]
+#[path = "../src/cli/peak.rs"]
+mod peak;
 
 fn values(len: usize, seed: u32) -> Vec<f32> {
     (0..len)
@@ -93,5 +107,65 @@ fn convolutions(c: &mut Criterion) {
     conv(c, 5, 16, 32); // GoogLeNet's 5x5 after its 1x1 reduction
 }
 
-criterion_group!(benches, convolutions);
+/// Prints the CPU and its measured f32 FMA peak per ISA, the yardstick for the FLOP/s below.
+fn setup(_: &mut Criterion) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name") || l.starts_with("Model"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("cpu: {cpu}, {all} threads");
+    for &isa in isa::available() {
+        let one = peak::gflops_1t(isa, 9);
+        let many = peak::gflops(isa, all, 9);
+        println!(
+            "measured f32 FMA peak on {isa}: {one:.1} GFLOP/s on 1 thread, {many:.1} on {all}"
+        );
+    }
+}
+
+/// Benchmarks an `incept bench` workload (batch 1) on every ISA and thread count.
+fn workload(c: &mut Criterion, group_name: &str, name: &'static str) {
+    let spec = workloads::Spec::Named(name);
+    let mut group = c.benchmark_group(group_name);
+    for &isa in isa::available() {
+        let mut prepared = workloads::prepare(&spec, 1, Some(isa)).unwrap();
+        if prepared.flops > 0.0 {
+            group.throughput(Throughput::Elements(prepared.flops as u64));
+        } else {
+            group.throughput(Throughput::Bytes(prepared.bytes as u64));
+        }
+        for threads in thread_counts() {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let par = if threads == 1 {
+                Parallelism::Sequential
+            } else {
+                Parallelism::Pool(&pool)
+            };
+            group.bench_function(BenchmarkId::new(isa.name(), format!("t{threads}")), |b| {
+                b.iter(|| (prepared.run)(par).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
+fn operators(c: &mut Criterion) {
+    workload(c, "maxpool", "maxpool"); // 3x3 stride 1 of 28x28x192
+    workload(c, "pool-proj", "pool-proj"); // then 1x1 192 -> 32, fused
+    workload(c, "bottleneck", "bottleneck"); // 1x1 192 -> 16, 5x5 16 -> 32, fused
+    workload(c, "bottleneck-unfused", "bottleneck-unfused");
+    workload(c, "inception3a", "inception"); // the whole module
+    workload(c, "inception3a-unfused", "inception-unfused");
+}
+
+criterion_group!(benches, setup, convolutions, operators);
 criterion_main!(benches);

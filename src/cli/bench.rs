@@ -1,10 +1,12 @@
 //! `incept bench`: warm up, time many runs, report the median.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use incept::{Isa, Parallelism};
 
+use super::peak;
 use super::workloads::{prepare, ConvShape, Spec, NAMES};
 
 /// Parsed `bench` flags.
@@ -118,6 +120,28 @@ pub fn pool(threads: usize) -> Result<Option<rayon::ThreadPool>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// This CPU's measured f32 FMA peak on `isa` for one thread, GFLOP/s: the median of short
+/// probes for about 0.1 s (at least 3, at most 25), measured once per process and cached.
+pub fn peak_1t(isa: Isa) -> f64 {
+    static PEAK: [OnceLock<f64>; 4] = [const { OnceLock::new() }; 4];
+    let slot = match isa {
+        Isa::Scalar => 0,
+        Isa::Avx2 => 1,
+        Isa::Avx512 => 2,
+        Isa::Neon => 3,
+    };
+    *PEAK[slot].get_or_init(|| {
+        let start = Instant::now();
+        let mut rates = Vec::new();
+        while rates.len() < 3 || (rates.len() < 25 && start.elapsed() < Duration::from_millis(100))
+        {
+            rates.push(peak::gflops_1t(isa, 1));
+        }
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    })
+}
+
 /// One benchmark result.
 pub struct Row {
     pub workload: String,
@@ -144,11 +168,26 @@ impl Row {
         }
     }
 
+    /// GFLOP/s at the median as a percentage of this CPU's measured FMA peak on the row's ISA
+    /// times its threads (at most the cores there are); `None` for memory-bound workloads.
+    pub fn peak_pct(&self) -> Option<f64> {
+        if self.flops <= 0.0 {
+            return None;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let peak = peak_1t(self.isa) * self.threads.min(cores) as f64;
+        let (rate, _) = self.rate();
+        (peak > 0.0).then(|| 100.0 * rate / peak)
+    }
+
     fn json(&self) -> String {
         let (rate, unit) = self.rate();
         let key = if unit == "GB/s" { "gbps" } else { "gflops" };
+        let peak_pct = self
+            .peak_pct()
+            .map_or("null".to_string(), |p| format!("{p:.1}"));
         format!(
-            "{{\"workload\":\"{}\",\"batch\":{},\"threads\":{},\"isa\":\"{}\",\"median_ms\":{:.4},\"min_ms\":{:.4},\"runs\":{},\"{key}\":{rate:.1}}}",
+            "{{\"workload\":\"{}\",\"batch\":{},\"threads\":{},\"isa\":\"{}\",\"median_ms\":{:.4},\"min_ms\":{:.4},\"runs\":{},\"{key}\":{rate:.1},\"peak_pct\":{peak_pct}}}",
             self.workload,
             self.batch,
             self.threads,
@@ -195,8 +234,8 @@ pub fn run(opts: &Options) -> Result<(), String> {
     let progress = opts.specs.len() > 1 && std::io::stderr().is_terminal();
     if !opts.json {
         println!(
-            "{:<20} {:>5} {:>7} {:<7} {:>10} {:>10} {:>10}",
-            "workload", "batch", "threads", "isa", "median ms", "min ms", "rate"
+            "{:<20} {:>5} {:>7} {:<7} {:>10} {:>10} {:>15} {:>6}",
+            "workload", "batch", "threads", "isa", "median ms", "min ms", "rate", "peak"
         );
     }
     for (i, spec) in opts.specs.iter().enumerate() {
@@ -211,8 +250,11 @@ pub fn run(opts: &Options) -> Result<(), String> {
             println!("{}", row.json());
         } else {
             let (rate, unit) = row.rate();
+            let peak = row
+                .peak_pct()
+                .map_or("-".to_string(), |p| format!("{p:.0}%"));
             println!(
-                "{:<20} {:>5} {:>7} {:<7} {:>10.4} {:>10.4} {:>7.1} {unit}",
+                "{:<20} {:>5} {:>7} {:<7} {:>10.4} {:>10.4} {:>7.1} {unit:<7} {peak:>6}",
                 row.workload,
                 row.batch,
                 row.threads,

@@ -2,6 +2,8 @@
 
 mod bench;
 mod demo;
+mod layer;
+mod npy;
 mod peak;
 mod workloads;
 
@@ -24,6 +26,8 @@ commands:
                     --isa auto|scalar|avx2|avx512|neon   (default auto)
                     --seconds S            (timed window, default 1)
                     --json                 (one JSON object per line)
+  layer OP        run one operator on .npy files: conv | pool | bottleneck | inception
+                  (see incept layer --help)
   help            this text
 
 environment: INCEPT_MAX_ISA=scalar|avx2|avx512|neon caps the ISA for everything.";
@@ -35,6 +39,7 @@ pub fn main(args: Vec<String>) -> i32 {
         Some("info") => no_more_args(&args[1..]).and_then(|()| info()),
         Some("cost") => no_more_args(&args[1..]).map(|()| cost()),
         Some("bench") => bench::Options::parse(&args[1..]).and_then(|opts| bench::run(&opts)),
+        Some("layer") => layer::run(&args[1..]),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
