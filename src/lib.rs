@@ -35,8 +35,12 @@
 //! # Ok::<(), incept::Error>(())
 //! ```
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+// `unsafe` lives in `incept-kernels` and the C ABI (`capi`) only.
+#![deny(unsafe_code)]
 
+#[cfg(feature = "capi")]
+#[allow(unsafe_code)]
+pub mod capi;
 pub mod cost;
 pub mod error;
 pub mod isa;

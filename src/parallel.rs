@@ -73,7 +73,8 @@ pub(crate) fn for_each_output_chunk<F>(
 where
     F: Fn(usize, &mut [f32]) -> Result<()> + Sync,
 {
-    let chunk_len = chunk_pixels * pixel_stride;
+    // Saturating: a chunk wider than `out` (e.g. one pixel with a huge stride) is one chunk.
+    let chunk_len = chunk_pixels.saturating_mul(pixel_stride).max(1);
     let run = |(i, chunk): (usize, &mut [f32])| task(i * chunk_pixels, chunk);
     if out.len() <= chunk_len || matches!(par, Parallelism::Sequential) {
         return out.chunks_mut(chunk_len).enumerate().try_for_each(run);

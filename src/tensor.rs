@@ -29,9 +29,9 @@ impl Nhwc {
         Nhwc { n, h, w, c }
     }
 
-    /// Number of pixels, `n * h * w`.
+    /// Number of pixels, `n * h * w` (saturating at `usize::MAX`; a view's shape never does).
     pub fn pixels(&self) -> usize {
-        self.n * self.h * self.w
+        self.n.saturating_mul(self.h).saturating_mul(self.w)
     }
 
     /// Number of elements of a dense tensor of this shape, checked for overflow.

@@ -179,7 +179,9 @@ impl Bottleneck {
     /// Output rows per band for an input of width `w`, and the input rows such a band needs.
     fn band(&self, w: usize) -> (usize, usize) {
         let (k, s) = (self.desc.kernel, self.desc.stride);
-        let row_bytes = w * self.desc.reduce_channels * 4;
+        let row_bytes = w
+            .saturating_mul(self.desc.reduce_channels)
+            .saturating_mul(4);
         let rows = (BAND_TARGET_BYTES / row_bytes.max(1)).max(k);
         let band = ((rows - k) / s + 1).clamp(1, 64);
         (band, (band - 1) * s + k)
@@ -189,7 +191,13 @@ impl Bottleneck {
     /// independent of the image height.
     pub fn scratch_bytes_per_thread(&self, input: Nhwc) -> usize {
         let (_, band_rows) = self.band(input.w);
-        band_rows * input.w * self.desc.reduce_channels * std::mem::size_of::<f32>()
+        [
+            input.w,
+            self.desc.reduce_channels,
+            std::mem::size_of::<f32>(),
+        ]
+        .iter()
+        .fold(band_rows, |acc, &x| acc.saturating_mul(x))
     }
 
     /// Computes the bottleneck. Either view may be a channel slice of a wider tensor. After the

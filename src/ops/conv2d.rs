@@ -121,8 +121,13 @@ impl Conv2d {
     pub fn macs(&self, input: Nhwc) -> Result<u64> {
         let out = self.output_shape(input)?;
         let (win, p) = (self.window, self.desc.padding);
-        let taps = win.valid_taps(out.h, p.top, input.h) * win.valid_taps(out.w, p.left, input.w);
-        Ok(taps * out.n as u64 * self.desc.in_channels as u64 * self.desc.out_channels as u64)
+        let taps = win
+            .valid_taps(out.h, p.top, input.h)
+            .saturating_mul(win.valid_taps(out.w, p.left, input.w));
+        // Saturating: a count past u64 is reported as u64::MAX.
+        Ok([out.n, self.desc.in_channels, self.desc.out_channels]
+            .iter()
+            .fold(taps, |acc, &x| acc.saturating_mul(x as u64)))
     }
 
     /// Computes `output = epilogue(conv2d(input))`. Either view may be a channel slice of a wider
@@ -247,9 +252,9 @@ pub(crate) fn conv_rows(
                     * dest.pixel_stride
                     + dest.channel_offset;
                 let (a_step, c_step) = if line.along_x {
-                    (s * in_ps, dest.pixel_stride)
+                    (s.saturating_mul(in_ps), dest.pixel_stride)
                 } else {
-                    (s * in_row, ow * dest.pixel_stride)
+                    (s.saturating_mul(in_row), ow * dest.pixel_stride)
                 };
                 core.run_line(
                     "conv2d",

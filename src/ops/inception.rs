@@ -230,9 +230,10 @@ impl Inception {
         let reductions = cfg.c3x3_reduce.unwrap_or(0)
             + cfg.c5x5_reduce.unwrap_or(0)
             + cfg.pool_proj.unwrap_or(0);
-        px * (cin * (cfg.c1x1 + reductions) as u64
+        let per_pixel = cin * (cfg.c1x1 + reductions) as u64
             + 9 * r3 * cfg.c3x3 as u64
-            + 25 * r5 * cfg.c5x5 as u64)
+            + 25 * r5 * cfg.c5x5 as u64;
+        px.saturating_mul(per_pixel)
     }
 
     /// Output rows per band for width `w`, and the halo rows the reductions need above and below.
@@ -248,7 +249,7 @@ impl Inception {
         } else {
             0
         };
-        let row_bytes = (w * (reduced + pooled) * 4).max(1);
+        let row_bytes = w.saturating_mul(reduced + pooled).saturating_mul(4).max(1);
         (
             (BAND_TARGET_BYTES / row_bytes)
                 .saturating_sub(2 * halo)
@@ -261,11 +262,12 @@ impl Inception {
     fn scratch_len(&self, w: usize) -> (usize, usize, usize) {
         let (band, halo) = self.band(w);
         let rows = band + 2 * halo;
+        let len = |rows: usize, c: usize| rows.saturating_mul(w).saturating_mul(c);
         (
-            rows * w * self.config.c3x3_reduce.unwrap_or(0),
-            rows * w * self.config.c5x5_reduce.unwrap_or(0),
+            len(rows, self.config.c3x3_reduce.unwrap_or(0)),
+            len(rows, self.config.c5x5_reduce.unwrap_or(0)),
             if self.proj.is_some() {
-                band * w * self.config.in_channels
+                len(band, self.config.in_channels)
             } else {
                 0
             },
@@ -275,7 +277,9 @@ impl Inception {
     /// Peak scratch per thread, in bytes, for an input of width `w` (independent of height).
     pub fn scratch_bytes_per_thread(&self, w: usize) -> usize {
         let (s3, s5, sp) = self.scratch_len(w);
-        (s3 + s5 + sp) * std::mem::size_of::<f32>()
+        s3.saturating_add(s5)
+            .saturating_add(sp)
+            .saturating_mul(std::mem::size_of::<f32>())
     }
 
     /// Runs the module: `output` (n x h x w x `config.out_channels()`, possibly a channel slice of
@@ -519,6 +523,11 @@ pub fn inception_reference(
             max_isa: Some(Isa::Scalar),
         },
     )?;
+    if [shape.n, shape.h, shape.w].contains(&0) {
+        return Err(invalid(format!(
+            "reference input {shape} has a zero dimension"
+        )));
+    }
     if shape.c != config.in_channels || input.len() != shape.element_count()? {
         return Err(mismatch(format!(
             "reference input {shape} does not match the module's {} channels",

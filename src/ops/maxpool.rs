@@ -184,7 +184,11 @@ impl MaxPool2d {
                                 + ((rect.n * src.shape.h + iy - first_row) * src.shape.w + ix)
                                     * in_ps
                                 + g0,
-                            a_pixel_stride: if line.along_x { s * in_ps } else { s * in_row },
+                            a_pixel_stride: if line.along_x {
+                                s.saturating_mul(in_ps)
+                            } else {
+                                s.saturating_mul(in_row)
+                            },
                             window_rows: rect.ky.1 - rect.ky.0,
                             window_cols: rect.kx.1 - rect.kx.0,
                             a_row_stride: in_row,

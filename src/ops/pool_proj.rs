@@ -81,12 +81,18 @@ impl PoolProjection {
 
     /// Output rows per band for output width `ow`.
     fn band(&self, ow: usize) -> usize {
-        (BAND_TARGET_BYTES / (ow * self.proj.in_channels * 4).max(1)).clamp(1, 64)
+        (BAND_TARGET_BYTES
+            / ow.saturating_mul(self.proj.in_channels)
+                .saturating_mul(4)
+                .max(1))
+        .clamp(1, 64)
     }
 
     /// Peak scratch per thread, in bytes, for output width `ow` (independent of the height).
     pub fn scratch_bytes_per_thread(&self, ow: usize) -> usize {
-        self.band(ow) * ow * self.proj.in_channels * std::mem::size_of::<f32>()
+        [ow, self.proj.in_channels, std::mem::size_of::<f32>()]
+            .iter()
+            .fold(self.band(ow), |acc, &x| acc.saturating_mul(x))
     }
 
     /// Pools and projects. Either view may be a channel slice of a wider tensor. After the first

@@ -87,8 +87,17 @@ impl Window {
     /// Output (height, width) for `input`, or an error if the padded input is smaller than the window.
     pub(crate) fn output_size(&self, op: &str, input: Nhwc) -> Result<(usize, usize)> {
         let (k, p) = (self.kernel, self.padding);
-        let padded_h = input.h + p.top + p.bottom;
-        let padded_w = input.w + p.left + p.right;
+        let overflow = || crate::error::overflow(&format!("{op} padded input size"));
+        let padded_h = input
+            .h
+            .checked_add(p.top)
+            .and_then(|x| x.checked_add(p.bottom))
+            .ok_or_else(overflow)?;
+        let padded_w = input
+            .w
+            .checked_add(p.left)
+            .and_then(|x| x.checked_add(p.right))
+            .ok_or_else(overflow)?;
         if padded_h < k || padded_w < k {
             return Err(invalid(format!(
                 "{op} kernel {k} is larger than the padded input {padded_h}x{padded_w} \
@@ -104,15 +113,32 @@ impl Window {
 
     /// Valid taps `lo..hi` along one axis for output coordinate `o` on an axis of `size` inputs.
     pub(crate) fn tap_range(&self, o: usize, pad: usize, size: usize) -> (usize, usize) {
-        let start = o * self.stride; // input coordinate of tap 0, plus `pad`
+        let start = o.saturating_mul(self.stride); // input coordinate of tap 0, plus `pad`
         (
             pad.saturating_sub(start),
-            self.kernel.min((size + pad).saturating_sub(start)),
+            self.kernel
+                .min(size.saturating_add(pad).saturating_sub(start)),
         )
     }
 
     /// Valid taps summed over all outputs of one axis (for counting the work actually done).
     pub(crate) fn valid_taps(&self, outputs: usize, pad: usize, size: usize) -> u64 {
+        // Outputs whose window is entirely valid form one run in the middle; only the (at most
+        // ~kernel / stride) outputs on each side need counting one by one.
+        let first_full = pad.div_ceil(self.stride).min(outputs);
+        let last_full = size
+            .saturating_add(pad)
+            .checked_sub(self.kernel)
+            .map_or(0, |x| x / self.stride + 1)
+            .min(outputs);
+        if first_full < last_full {
+            let edges = (0..first_full).chain(last_full..outputs);
+            let edge_taps: u64 = edges
+                .map(|o| self.tap_range(o, pad, size))
+                .map(|(lo, hi)| (hi - lo) as u64)
+                .sum();
+            return edge_taps + (last_full - first_full) as u64 * self.kernel as u64;
+        }
         (0..outputs)
             .map(|o| self.tap_range(o, pad, size))
             .map(|(lo, hi)| (hi - lo) as u64)
