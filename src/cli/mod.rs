@@ -16,7 +16,8 @@ usage: incept [COMMAND]
 commands:
   (none)          run the demo: the 1x1 branch of GoogLeNet inception 3a, checked against the reference
   info            this CPU's ISAs, the chosen one and the cap
-  cost            multiply counts of the seed example (5x5 branch with and without a 1x1 bottleneck)
+  cost            the multiply table of a module, with and without its 1x1 reductions
+                    [--h --w --c --c1x1 --c3x3-reduce --c3x3 --c5x5-reduce --c5x5 --pool-proj] (default: 3a)
   bench           time a workload:
                     --workload NAME        conv1x1 | conv3x3 | conv5x5 | bottleneck | maxpool | pool-proj |
                                            inception (GoogLeNet 3a on 28x28x192), *-unfused variants, all
@@ -37,7 +38,7 @@ pub fn main(args: Vec<String>) -> i32 {
     let result = match args.first().map(String::as_str) {
         None => demo::run(),
         Some("info") => no_more_args(&args[1..]).and_then(|()| info()),
-        Some("cost") => no_more_args(&args[1..]).map(|()| cost()),
+        Some("cost") => cost(&args[1..]),
         Some("bench") => bench::Options::parse(&args[1..]).and_then(|opts| bench::run(&opts)),
         Some("layer") => layer::run(&args[1..]),
         Some("help" | "-h" | "--help") => {
@@ -125,27 +126,71 @@ fn cache_sizes() -> Vec<(String, String)> {
     out
 }
 
-fn cost() {
-    let c = BottleneckCost::new(28, 28, 192, 16, 32, 5);
-    println!("5x5 branch of GoogLeNet inception 3a on 28x28x192 -> 32 channels:");
+/// `incept cost [--h H] [--w W] [--c C] [--c1x1 N] [--c3x3-reduce N] [--c3x3 N]
+/// [--c5x5-reduce N] [--c5x5 N] [--pool-proj N]`: the multiply table of a module (default:
+/// GoogLeNet inception 3a on 28x28x192), branch by branch, with and without the 1x1 reductions.
+fn cost(args: &[String]) -> Result<(), String> {
+    let mut v = [
+        ("--h", 28),
+        ("--w", 28),
+        ("--c", 192),
+        ("--c1x1", 64),
+        ("--c3x3-reduce", 96),
+        ("--c3x3", 128),
+        ("--c5x5-reduce", 16),
+        ("--c5x5", 32),
+        ("--pool-proj", 32),
+    ];
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let slot = v
+            .iter_mut()
+            .find(|(name, _)| name == flag)
+            .ok_or_else(|| format!("cost: unknown flag '{flag}'"))?;
+        let text = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        slot.1 = text
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("{flag} must be a positive integer, got '{text}'"))?;
+    }
+    let [h, w, c, c1, r3, c3, r5, c5, pp] = v.map(|(_, n)| n);
+    let px = h * w;
+    let b3 = BottleneckCost::new(h, w, c, r3, c3, 3);
+    let b5 = BottleneckCost::new(h, w, c, r5, c5, 5);
+    let one = incept::cost::conv_macs(px, c1, 1, 1, c);
+    let proj = incept::cost::conv_macs(px, pp, 1, 1, c);
+    let row = |name: &str, macs: u64| println!("  {name:<34} {:>15}", thousands(macs));
     println!(
-        "  naive 5x5 conv:                 {:>13} multiplies",
-        thousands(c.naive)
+        "Inception module on {h}x{w}x{c} -> {h}x{w}x{} (multiplies; padded taps counted):",
+        c1 + c3 + c5 + pp
+    );
+    row(&format!("1x1 {c1}"), one);
+    row(&format!("1x1 {c} -> {r3} (3x3 reduction)"), b3.reduce);
+    row(&format!("3x3 {r3} -> {c3}"), b3.conv);
+    row(&format!("1x1 {c} -> {r5} (5x5 reduction)"), b5.reduce);
+    row(&format!("5x5 {r5} -> {c5}"), b5.conv);
+    row(&format!("3x3 max-pool, then 1x1 {c} -> {pp}"), proj);
+    let with = one + b3.with_bottleneck() + b5.with_bottleneck() + proj;
+    row("module with the 1x1 reductions", with);
+    println!();
+    println!("without the reductions (3x3 and 5x5 straight on the {c}-channel input):");
+    row(&format!("naive 3x3 {c} -> {c3}"), b3.naive);
+    row(&format!("naive 5x5 {c} -> {c5}"), b5.naive);
+    let without = one + b3.naive + b5.naive + proj;
+    row("module without reductions", without);
+    println!();
+    println!(
+        "the 5x5 branch: naive {} multiplies; with a 1x1 bottleneck to {r5} channels {} + {} = {} ({:.1}x fewer)",
+        thousands(b5.naive),
+        thousands(b5.reduce),
+        thousands(b5.conv),
+        thousands(b5.with_bottleneck()),
+        b5.naive as f64 / b5.with_bottleneck() as f64
     );
     println!(
-        "  1x1 192 -> 16 bottleneck:       {:>13} multiplies",
-        thousands(c.reduce)
+        "the module: {:.1}x fewer multiplies with the reductions",
+        without as f64 / with as f64
     );
-    println!(
-        "  then 5x5 16 -> 32:              {:>13} multiplies",
-        thousands(c.conv)
-    );
-    println!(
-        "  with the bottleneck:            {:>13} multiplies",
-        thousands(c.with_bottleneck())
-    );
-    println!(
-        "  saving:                         {:>12.1}x fewer",
-        c.naive as f64 / c.with_bottleneck() as f64
-    );
+    Ok(())
 }
