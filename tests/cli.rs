@@ -253,7 +253,8 @@ fn dims(s: Nhwc) -> Vec<usize> {
 fn argument_errors_exit_2_with_a_message() {
     fails(&["frobnicate"], &["unknown command 'frobnicate'", "usage:"]);
     fails(&["info", "extra"], &["unexpected argument 'extra'"]);
-    fails(&["cost", "--json"], &["unexpected argument '--json'"]);
+    fails(&["cost", "--json"], &["unknown flag '--json'"]);
+    fails(&["cost", "--c", "0"], &["--c must be a positive integer"]);
     fails(&["bench", "--frobnicate"], &["unknown flag '--frobnicate'"]);
     fails(
         &["bench", "--workload", "conv7x7"],
