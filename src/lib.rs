@@ -43,6 +43,7 @@
 pub mod capi;
 pub mod cost;
 pub mod error;
+pub mod error_catalogue;
 pub mod isa;
 mod ops;
 mod pack;
