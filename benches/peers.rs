@@ -9,7 +9,7 @@
 //!
 //! Both peers pack their operands inside every call; that is part of what a GEMM call costs.
 //! Names: `gemm_784x192x64/<library>/t1`; throughput in FLOP (2 per multiply-add).
-//! `cargo bench --bench peers` (add `-- --quick` for a fast look).
+//! `cargo bench --features peers --bench peers` (add `-- --quick` for a fast look).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use incept::{Conv1x1, Epilogue, Nhwc, Parallelism, TensorView, TensorViewMut};
