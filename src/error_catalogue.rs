@@ -58,25 +58,26 @@
 //! | 23 | `Conv1x1::run` | output batch, height or width differ from the input's | `ShapeMismatch` | `output batch x height x width 1x3x4 does not match input's 2x3x4` | E `output_spatial_shape_does_not_match_the_input` |
 //! | 24 | `run` of `Conv2d`, `MaxPool2d`, `Bottleneck`, `PoolProjection`, `Inception` | the output view's shape is not `output_shape(input)` | `ShapeMismatch` | `maxpool output shape 1x4x4x3 does not match the expected 1x2x2x3` | C `output_view_shape_does_not_match`, I `mismatched_weights_and_shapes_are_errors`, K `output_shape_mismatch_in_every_run` |
 //! | 25 | `run` and `output_shape` of `Conv2d`, `MaxPool2d`, `Bottleneck`, `PoolProjection`; `Conv2d::macs` | the window is larger than the padded input | `InvalidArgument` | `conv2d kernel 5 is larger than the padded input 4x5 (2x3 plus padding 1+1 rows, 1+1 columns)` | C `kernel_larger_than_the_padded_input`, P `bad_pool_descriptors_are_errors`, K `window_larger_than_the_padded_input_in_every_run` |
+//! | 26 | `output_shape` of `Conv2d`, `MaxPool2d`, `Bottleneck`, `PoolProjection`; `Conv2d::macs` | the height or width plus the padding overflows `usize` (a shape not from a view: a view is never that large) | `Overflow` | `conv2d padded input size overflows usize` | K `padded_input_size_overflowing_usize` |
 //!
 //! ## ISA selection
 //!
 //! | # | Operation | Condition | `ErrorKind` | Example message | Tests |
 //! |---|---|---|---|---|---|
-//! | 26 | `"...".parse::<Isa>()` | not `scalar`, `avx2`, `avx512`, `neon` (trimmed, any case) | `UnsupportedIsa` | `unknown ISA 'foo': expected one of scalar, avx2, avx512, neon` | E `unknown_isa_name` |
-//! | 27 | `set_max_isa(Some(isa))` | this CPU lacks `isa` (the cap in force is unchanged) | `UnsupportedIsa` | `ISA neon is not supported by this CPU (available: scalar, avx2, avx512)` | K `set_max_isa_with_an_unavailable_isa` |
-//! | 28 | `isa::max_isa`, `isa::resolve`, every constructor | `INCEPT_MAX_ISA` is not an ISA name (and no `set_max_isa` cap overrides it) | `UnsupportedIsa` | `INCEPT_MAX_ISA: unknown ISA 'avx-1024': expected one of scalar, avx2, avx512, neon` | K `incept_max_isa_environment` |
-//! | 29 | `isa::resolve`, every constructor | `INCEPT_MAX_ISA` (or an operator's cap) names an ISA this CPU lacks | `UnsupportedIsa` | `ISA neon is not supported by this CPU (available: scalar, avx2, avx512)` | E `unsupported_isa_as_operator_cap`, K `incept_max_isa_environment` |
+//! | 27 | `"...".parse::<Isa>()` | not `scalar`, `avx2`, `avx512`, `neon` (trimmed, any case) | `UnsupportedIsa` | `unknown ISA 'foo': expected one of scalar, avx2, avx512, neon` | E `unknown_isa_name` |
+//! | 28 | `set_max_isa(Some(isa))` | this CPU lacks `isa` (the cap in force is unchanged) | `UnsupportedIsa` | `ISA neon is not supported by this CPU (available: scalar, avx2, avx512)` | K `set_max_isa_with_an_unavailable_isa` |
+//! | 29 | `isa::max_isa`, `isa::resolve`, every constructor | `INCEPT_MAX_ISA` is not an ISA name (and no `set_max_isa` cap overrides it) | `UnsupportedIsa` | `INCEPT_MAX_ISA: unknown ISA 'avx-1024': expected one of scalar, avx2, avx512, neon` | K `incept_max_isa_environment` |
+//! | 30 | `isa::resolve`, every constructor | `INCEPT_MAX_ISA` (or an operator's cap) names an ISA this CPU lacks | `UnsupportedIsa` | `ISA neon is not supported by this CPU (available: scalar, avx2, avx512)` | E `unsupported_isa_as_operator_cap`, K `incept_max_isa_environment` |
 //!
 //! ## Weights and the reference
 //!
 //! | # | Operation | Condition | `ErrorKind` | Example message | Tests |
 //! |---|---|---|---|---|---|
-//! | 30 | `to_ohwi` | data length is not the shape's element count | `BufferTooSmall` | `weights have 71 elements but 4x3x3x2 (out x kh x kw x in) needs 72` | E `to_ohwi_with_the_wrong_length` |
-//! | 31 | `to_ohwi`, `WeightShape::element_count` | the element count overflows `usize` | `Overflow` | `weight count overflows usize` | E `to_ohwi_with_the_wrong_length` |
-//! | 32 | `inception_reference` | anything `Inception::new` refuses (rows 12-19) | as there | `inception weights include a 3x3 reduction the config does not have` | K `inception_reference_errors` |
-//! | 33 | `inception_reference` | the shape's channels are not the module's, or the input's length is not the shape's element count | `ShapeMismatch` | `reference input 1x2x2x4 does not match the module's 3 channels` | K `inception_reference_errors` |
-//! | 34 | `inception_reference` | the shape's element count overflows `usize` | `Overflow` | `tensor element count overflows usize` | K `inception_reference_errors` |
+//! | 31 | `to_ohwi` | data length is not the shape's element count | `BufferTooSmall` | `weights have 71 elements but 4x3x3x2 (out x kh x kw x in) needs 72` | E `to_ohwi_with_the_wrong_length` |
+//! | 32 | `to_ohwi`, `WeightShape::element_count` | the element count overflows `usize` | `Overflow` | `weight count overflows usize` | E `to_ohwi_with_the_wrong_length` |
+//! | 33 | `inception_reference` | anything `Inception::new` refuses (rows 12-19) | as there | `inception weights include a 3x3 reduction the config does not have` | K `inception_reference_errors` |
+//! | 34 | `inception_reference` | the shape's channels are not the module's, or the input's length is not the shape's element count | `ShapeMismatch` | `reference input 1x2x2x4 does not match the module's 3 channels` | K `inception_reference_errors` |
+//! | 35 | `inception_reference` | the shape's element count overflows `usize` | `Overflow` | `tensor element count overflows usize` | K `inception_reference_errors` |
 //!
 //! ## Errors that validation makes unreachable
 //!

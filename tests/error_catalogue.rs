@@ -841,6 +841,14 @@ fn huge_sizes_are_rejected_before_any_allocation() {
     }
     // Make sure ISA detection (allocated once per process) is not counted.
     let _ = incept::isa::available();
+    // The counter sees the allocations of an accepted operator (its packed weights).
+    let w64 = ones(64 * 64);
+    let (conv, bytes) = allocated_by(|| Conv1x1::new(64, 64, &w64, None, Epilogue::None));
+    conv.unwrap();
+    assert!(
+        bytes >= 64 * 64 * 4,
+        "packing 64x64 weights allocated only {bytes} bytes"
+    );
     let w = [0.0f32; 4];
     // 2^62 weights: fits usize, not memory.
     refused(
@@ -1138,10 +1146,65 @@ fn window_larger_than_the_padded_input_in_every_run() {
     );
 }
 
+/// Row 26: `output_shape` (and `Conv2d::macs`) of a shape whose height or width plus the
+/// padding overflows `usize`; a view is never that large, so only these helpers see it.
+#[test]
+fn padded_input_size_overflowing_usize() {
+    let conv = Conv2d::new(&Conv2dDesc::same(1, 1, 3, Epilogue::None), &ones(9), None).unwrap();
+    let tall = Nhwc::new(1, usize::MAX, 2, 1);
+    let needles = ["conv2d padded input size overflows usize"];
+    assert_error(conv.output_shape(tall), ErrorKind::Overflow, &needles);
+    assert_error(conv.macs(tall), ErrorKind::Overflow, &needles);
+    let wide = Nhwc::new(1, 2, usize::MAX - 1, 1);
+    let pool = MaxPool2d::new(&MaxPool2dDesc::INCEPTION).unwrap();
+    assert_error(
+        pool.output_shape(wide),
+        ErrorKind::Overflow,
+        &["maxpool padded input size overflows usize"],
+    );
+    let b = BottleneckParts::new(1, 1, 1, 3)
+        .build(OpOptions::default())
+        .unwrap();
+    assert_error(
+        b.output_shape(tall),
+        ErrorKind::Overflow,
+        &["bottleneck padded input size overflows usize"],
+    );
+    let p = pool_projection(
+        &MaxPool2dDesc::INCEPTION,
+        1,
+        1,
+        &ones(1),
+        None,
+        Epilogue::None,
+        OpOptions::default(),
+    )
+    .unwrap();
+    assert_error(
+        p.output_shape(wide),
+        ErrorKind::Overflow,
+        &["maxpool padded input size overflows usize"],
+    );
+    // Without padding the same height fits: the output is computed exactly.
+    let valid = Conv2d::new(
+        &Conv2dDesc {
+            padding: Padding::default(),
+            ..Conv2dDesc::same(1, 1, 3, Epilogue::None)
+        },
+        &ones(9),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        valid.output_shape(Nhwc::new(1, usize::MAX, 3, 1)).unwrap(),
+        Nhwc::new(1, usize::MAX - 2, 1, 1)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // ISA selection.
 
-/// Row 27: `set_max_isa` with an ISA this CPU lacks leaves the cap in force as it was.
+/// Row 28: `set_max_isa` with an ISA this CPU lacks leaves the cap in force as it was.
 #[test]
 fn set_max_isa_with_an_unavailable_isa() {
     let missing = missing_isa();
@@ -1161,9 +1224,14 @@ fn set_max_isa_with_an_unavailable_isa() {
     );
 }
 
-/// Rows 28-29: `INCEPT_MAX_ISA` is read once per process, so each value runs in a child
-/// process (this test binary, running only [`incept_max_isa_environment_child`]).
+/// Rows 29-30: `INCEPT_MAX_ISA` is read once per process, so each value runs in a child
+/// process (this test binary, running only [`incept_max_isa_environment_child`]). Skipped where
+/// the binary runs under an emulator (NEON under qemu): the child cannot be exec'd directly.
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "spawns the test binary itself, which a cross-arch runner (qemu) cannot exec directly"
+)]
 fn incept_max_isa_environment() {
     let exe = std::env::current_exe().expect("test binary");
     for value in ["avx-1024", missing_isa().name()] {
@@ -1229,7 +1297,7 @@ fn incept_max_isa_environment_child() {
 // ---------------------------------------------------------------------------------------------
 // The reference.
 
-/// Rows 32-34: `inception_reference` refuses what `Inception::new` refuses, mismatched shapes
+/// Rows 33-35: `inception_reference` refuses what `Inception::new` refuses, mismatched shapes
 /// and lengths, and overflowing element counts.
 #[test]
 fn inception_reference_errors() {

@@ -1,9 +1,14 @@
 //! Reproducers of the bugs found by fuzzing the API (`fuzz/`, target `api_bad_input`) and by
-//! reading the code the fuzzer pointed at; all fixed. Each test states what the API must do.
+//! reading the code the fuzzer pointed at. Each test states what the API must do. The bugs of
+//! the first round were fixed in b3e851a ("Fix overflows the fuzzer found"); the tests stay as
+//! regression tests. A test that fails is `#[ignore]`d with the reason until its fix lands, and
+//! `api_bad_input` skips its inputs (`known_bug`; run the target with
+//! `INCEPT_FUZZ_KNOWN_BUGS=1` to see them crash).
 //!
-//! All of them are arithmetic on sizes the views allow (a single pixel may have any pixel
-//! stride; strides and shapes given to the helpers are not bounded by a slice): `usize`
-//! overflow panics in debug builds (`cargo test`), and one of them panics in release builds too.
+//! All of them are arithmetic on sizes the API allows (a single pixel may have any pixel
+//! stride; strides and the shapes given to the helpers are not bounded by a slice): `usize`
+//! overflow panics in debug builds (`cargo test`), and one of them panicked in release builds
+//! too.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
@@ -47,7 +52,7 @@ fn tiny_inception_weights(w: &[f32]) -> InceptionWeights<'_> {
     }
 }
 
-/// `stride * pixel_stride` overflows when the stride is huge: `Conv2d::run` at
+/// `stride * pixel_stride` overflowed when the stride is huge: `Conv2d::run` at
 /// `src/ops/conv2d.rs:250` (`conv_rows`: `s * in_ps`), `MaxPool2d::run` in `pool_rows`
 /// (`src/ops/maxpool.rs`, `s * in_ps`), `Bottleneck::run` through `conv_rows`
 /// (pixel stride = reduced channels). Any stride >= 1 is valid; with an output of one pixel per
@@ -112,8 +117,8 @@ fn huge_stride_times_pixel_stride_overflows_in_run() {
 /// A one-pixel output may have any pixel stride. When the work is large enough to be split
 /// (>= 2^18 multiply-adds) and the pool has several threads, `Conv1x1::run` rounds the chunk up
 /// to a whole tile (MR pixels) and `for_each_output_chunk` computes `chunk * pixel_stride`
-/// (`src/parallel.rs:76`): debug builds panic on the overflow; release builds wrap, here to 0,
-/// and panic in `par_chunks_mut(0)` ("chunk_size must not be zero", `src/parallel.rs:81`).
+/// (`src/parallel.rs:76`): debug builds panicked on the overflow; release builds wrapped, here
+/// to 0, and panicked in `par_chunks_mut(0)` ("chunk_size must not be zero").
 #[test]
 
 fn conv1x1_one_pixel_huge_output_stride_in_parallel() {
@@ -136,7 +141,7 @@ fn conv1x1_one_pixel_huge_output_stride_in_parallel() {
     assert!(y.iter().all(|&v| v == c as f32));
 }
 
-/// `output_shape` takes any `Nhwc`, not only a view's: `Window::output_size` adds the padding
+/// `output_shape` takes any `Nhwc`, not only a view's: `Window::output_size` added the padding
 /// to the height and width unchecked (`src/ops/window.rs:90-91`). It must return the exact shape
 /// when it fits (the output of a huge input is smaller than the padded input) or an
 /// `ErrorKind::Overflow` error, never panic.
@@ -192,7 +197,7 @@ fn output_shape_of_a_huge_input() {
     ]);
 }
 
-/// The cost and scratch helpers take any shape or width: they multiply unchecked
+/// The cost and scratch helpers take any shape or width: they multiplied unchecked
 /// (`Conv2d::macs` at `src/ops/conv2d.rs:125`, `Inception::macs` through `Nhwc::pixels` at
 /// `src/tensor.rs:34`, `scratch_bytes_per_thread` at `src/ops/bottleneck.rs:182`,
 /// `src/ops/pool_proj.rs:84`, `src/ops/inception.rs:251`). They must not panic (saturate, or
@@ -262,8 +267,8 @@ fn cost_helpers_on_huge_shapes() {
     ]);
 }
 
-/// `Conv2d::macs` counts valid taps one output row and column at a time
-/// (`Window::valid_taps`): for a 2^40-row input it loops 2^40 times. It must answer in
+/// `Conv2d::macs` counted valid taps one output row and column at a time
+/// (`Window::valid_taps`): for a 2^40-row input it looped 2^40 times. It must answer in
 /// constant time (the count has a closed form per border run).
 #[test]
 
@@ -282,9 +287,9 @@ fn conv2d_macs_of_a_huge_image_returns_quickly() {
     }
 }
 
-/// `inception_reference` accepts a shape with a zero height or width when the input slice is
-/// empty (0 elements match), then the reference layers compute `h + pads - kernel`
-/// (`kernels/src/scalar/reference.rs:91`, `Window::output_size`) and underflow. It must return
+/// `inception_reference` accepted a shape with a zero height or width when the input slice is
+/// empty (0 elements match), then the reference layers computed `h + pads - kernel`
+/// (`kernels/src/scalar/reference.rs:91`, `Window::output_size`) and underflowed. It must return
 /// an error (a zero dimension, as the views report) or an empty output, never panic.
 #[test]
 
@@ -310,6 +315,33 @@ fn inception_reference_with_an_empty_image() {
                     Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}"),
                 },
             ),
+        ),
+    ]);
+}
+
+/// Second round, in the closed form of `Window::valid_taps` (`src/ops/window.rs`, b3e851a):
+/// `(last_full - first_full) as u64 * kernel` and the sum with the edge taps overflow `u64`
+/// when the output has close to `usize::MAX` rows, so `Conv2d::macs` panics in debug builds
+/// instead of saturating like the rest of `macs`. Found by `api_bad_input` (`Helpers`, op 0)
+/// with `INCEPT_FUZZ_KNOWN_BUGS=1`.
+#[test]
+#[ignore = "library bug: Window::valid_taps multiplies and adds unchecked in u64 (debug-build panic in Conv2d::macs)"]
+fn conv2d_macs_of_a_huge_image_saturates() {
+    let conv = Conv2d::new(&Conv2dDesc::same(1, 1, 3, Epilogue::None), &[0.0; 9], None).unwrap();
+    no_panics(vec![
+        (
+            "rows",
+            Box::new(|| {
+                let m = conv.macs(Nhwc::new(1, usize::MAX - 2, 1, 1)).unwrap();
+                assert_eq!(m, u64::MAX, "saturated");
+            }),
+        ),
+        (
+            "columns",
+            Box::new(|| {
+                let m = conv.macs(Nhwc::new(1, 1, usize::MAX - 2, 1)).unwrap();
+                assert_eq!(m, u64::MAX, "saturated");
+            }),
         ),
     ]);
 }
