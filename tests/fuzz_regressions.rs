@@ -319,13 +319,12 @@ fn inception_reference_with_an_empty_image() {
     ]);
 }
 
-/// Second round, in the closed form of `Window::valid_taps` (`src/ops/window.rs`, b3e851a):
+/// Second round (fixed), in the closed form of `Window::valid_taps` (`src/ops/window.rs`):
 /// `(last_full - first_full) as u64 * kernel` and the sum with the edge taps overflow `u64`
 /// when the output has close to `usize::MAX` rows, so `Conv2d::macs` panics in debug builds
 /// instead of saturating like the rest of `macs`. Found by `api_bad_input` (`Helpers`, op 0)
 /// with `INCEPT_FUZZ_KNOWN_BUGS=1`.
 #[test]
-#[ignore = "library bug: Window::valid_taps multiplies and adds unchecked in u64 (debug-build panic in Conv2d::macs)"]
 fn conv2d_macs_of_a_huge_image_saturates() {
     let conv = Conv2d::new(&Conv2dDesc::same(1, 1, 3, Epilogue::None), &[0.0; 9], None).unwrap();
     no_panics(vec![
