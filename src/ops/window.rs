@@ -137,7 +137,9 @@ impl Window {
                 .map(|o| self.tap_range(o, pad, size))
                 .map(|(lo, hi)| (hi - lo) as u64)
                 .sum();
-            return edge_taps.saturating_add(((last_full - first_full) as u64).saturating_mul(self.kernel as u64));
+            return edge_taps.saturating_add(
+                ((last_full - first_full) as u64).saturating_mul(self.kernel as u64),
+            );
         }
         (0..outputs)
             .map(|o| self.tap_range(o, pad, size))
