@@ -8,14 +8,11 @@
 //! reduced row is computed once; only rows at task boundaries are computed by both neighbours.
 //! Both stages have their own bias and epilogue.
 
-use std::cell::RefCell;
-
-use aligned_vec::{AVec, ConstAlign};
-use incept_kernels::{Tap, TapSet};
+use incept_kernels::TapSet;
 
 use super::conv2d::{conv_rows, Dest, Source, MAX_KERNEL};
 use super::window::{Padding, Window};
-use super::{ConvCore, Epilogue, OpOptions};
+use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
 use crate::error::{mismatch, Error, Result};
 use crate::isa::Isa;
 use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};
@@ -89,29 +86,6 @@ pub struct Bottleneck {
 
 /// Bytes of reduced rows a band aims to keep: comfortably inside L2.
 const BAND_TARGET_BYTES: usize = 96 * 1024;
-
-thread_local! {
-    /// Per-thread scratch for reduced rows, grown on first use and then reused: after the first
-    /// run on a thread, `run` allocates nothing.
-    static SCRATCH: RefCell<AVec<f32, ConstAlign<64>>> = RefCell::new(AVec::new(64));
-}
-
-/// Runs `f` with a per-thread scratch of at least `len` elements.
-pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| {
-        let mut scratch = cell.borrow_mut();
-        if scratch.len() < len {
-            scratch.resize(len, 0.0);
-        }
-        f(&mut scratch[..len])
-    })
-}
-
-/// The single tap of a 1x1 convolution.
-pub(crate) const ONE_TAP: [Tap; 1] = [Tap {
-    input_offset: 0,
-    weight_offset: 0,
-}];
 
 impl Bottleneck {
     /// Creates the operator on the best ISA allowed.

@@ -5,9 +5,9 @@
 //! for each packed block of NR output channels (its weights stay in L1), for each tile of MR
 //! pixels, one microkernel call does the whole K loop and the epilogue.
 
-use incept_kernels::{Tap, TapSet};
+use incept_kernels::TapSet;
 
-use super::{ConvCore, Epilogue, OpOptions};
+use super::{ConvCore, Epilogue, OpOptions, ONE_TAP};
 use crate::error::Result;
 use crate::isa::Isa;
 use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};
@@ -18,12 +18,6 @@ use crate::tensor::{check_same_pixels, TensorView, TensorViewMut};
 pub struct Conv1x1 {
     core: ConvCore,
 }
-
-/// The single tap of a 1x1 convolution.
-const ONE_TAP: [Tap; 1] = [Tap {
-    input_offset: 0,
-    weight_offset: 0,
-}];
 
 impl Conv1x1 {
     /// Creates the operator from OHWI weights (`[out][in]` for 1x1) and an optional bias `[out]`,

@@ -22,11 +22,10 @@
 
 use incept_kernels::TapSet;
 
-use super::bottleneck::{with_scratch, ONE_TAP};
 use super::conv2d::{conv_rows, Dest, Source, MAX_KERNEL};
 use super::maxpool::{MaxPool2d, MaxPool2dDesc};
 use super::window::{Padding, Window};
-use super::{ConvCore, Epilogue, OpOptions};
+use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
 use crate::error::{invalid, mismatch, Error, Result};
 use crate::isa::Isa;
 use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};

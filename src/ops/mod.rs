@@ -19,9 +19,12 @@ pub use maxpool::{MaxPool2d, MaxPool2dDesc, MAX_POOL_KERNEL};
 pub use pool_proj::PoolProjection;
 pub use window::Padding;
 
+use std::cell::RefCell;
 use std::ops::Range;
 
-use incept_kernels::{run_tile, Clamp, IsaToken, KernelInfo, TapSet, Tile, TileError};
+use aligned_vec::{AVec, ConstAlign};
+
+use incept_kernels::{run_tile, Clamp, IsaToken, KernelInfo, Tap, TapSet, Tile, TileError};
 
 use crate::error::{checked_product, invalid, mismatch, Error, ErrorKind, Result};
 use crate::isa::{self, Isa};
@@ -248,3 +251,26 @@ impl ConvCore {
         Ok(())
     }
 }
+
+thread_local! {
+    /// Per-thread scratch for reduced rows, grown on first use and then reused: after the first
+    /// run on a thread, `run` allocates nothing.
+    static SCRATCH: RefCell<AVec<f32, ConstAlign<64>>> = RefCell::new(AVec::new(64));
+}
+
+/// Runs `f` with a per-thread scratch of at least `len` elements.
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        if scratch.len() < len {
+            scratch.resize(len, 0.0);
+        }
+        f(&mut scratch[..len])
+    })
+}
+
+/// The single tap of a 1x1 convolution.
+pub(crate) const ONE_TAP: [Tap; 1] = [Tap {
+    input_offset: 0,
+    weight_offset: 0,
+}];

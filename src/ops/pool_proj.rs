@@ -5,10 +5,9 @@
 
 use incept_kernels::TapSet;
 
-use super::bottleneck::{with_scratch, ONE_TAP};
 use super::conv2d::{Dest, Source};
 use super::maxpool::{MaxPool2d, MaxPool2dDesc};
-use super::{ConvCore, ConvParams, Epilogue, OpOptions};
+use super::{with_scratch, ConvCore, ConvParams, Epilogue, OpOptions, ONE_TAP};
 use crate::error::{mismatch, Result};
 use crate::isa::Isa;
 use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};
