@@ -59,7 +59,7 @@ fn conv(c: &mut Criterion, k: usize, cin: usize, cout: usize) {
         2 * (h * w * k * k * cin * cout) as u64,
     ));
     for &isa in isa::available() {
-        let options = OpOptions { max_isa: Some(isa) };
+        let options = OpOptions::with_max_isa(Some(isa));
         enum Op {
             Pointwise(Conv1x1),
             Direct(Conv2d),
@@ -134,7 +134,8 @@ fn workload(c: &mut Criterion, group_name: &str, name: &'static str) {
     let spec = workloads::Spec::Named(name);
     let mut group = c.benchmark_group(group_name);
     for &isa in isa::available() {
-        let mut prepared = workloads::prepare(&spec, 1, Some(isa)).unwrap();
+        let mut prepared =
+            workloads::prepare(&spec, 1, OpOptions::with_max_isa(Some(isa))).unwrap();
         if prepared.flops > 0.0 {
             group.throughput(Throughput::Elements(prepared.flops as u64));
         } else {

@@ -734,7 +734,7 @@ fn options(max_isa: u32) -> Result<OpOptions, Failure> {
             ))
         }
     };
-    Ok(OpOptions { max_isa })
+    Ok(OpOptions::with_max_isa(max_isa))
 }
 
 fn padding(p: &incept_padding) -> Padding {

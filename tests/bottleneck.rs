@@ -117,7 +117,7 @@ fn check(case: &Case, mode: Mode) {
         })
         .collect();
     for isa in isas() {
-        let op = Bottleneck::with_options(&desc, &wts, OpOptions { max_isa: Some(isa) }).unwrap();
+        let op = Bottleneck::with_options(&desc, &wts, OpOptions::with_max_isa(Some(isa))).unwrap();
         let mut first: Option<Vec<f32>> = None;
         let pars = [
             Parallelism::Sequential,

@@ -55,7 +55,7 @@ fn conv_for(
         weights,
         bias,
         epilogue,
-        OpOptions { max_isa: Some(isa) },
+        OpOptions::with_max_isa(Some(isa)),
     )
     .unwrap_or_else(|e| panic!("Conv1x1 {cin}->{cout} on {isa}: {e}"));
     assert_eq!(

@@ -112,7 +112,7 @@ fn desc_of(
 }
 
 fn conv_for(isa: Isa, desc: &Conv2dDesc, weights: &[f32], bias: Option<&[f32]>) -> Conv2d {
-    let conv = Conv2d::with_options(desc, weights, bias, OpOptions { max_isa: Some(isa) })
+    let conv = Conv2d::with_options(desc, weights, bias, OpOptions::with_max_isa(Some(isa)))
         .unwrap_or_else(|e| panic!("Conv2d {desc:?} on {isa}: {e}"));
     assert_eq!(
         conv.isa(),

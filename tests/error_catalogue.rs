@@ -697,9 +697,7 @@ fn invalid_clamp_in_every_operator() {
 #[test]
 fn unavailable_isa_cap_in_every_operator() {
     let missing = missing_isa();
-    let options = OpOptions {
-        max_isa: Some(missing),
-    };
+    let options = OpOptions::with_max_isa(Some(missing));
     let needles = [
         &format!("ISA {missing} is not supported by this CPU") as &str,
         "available: scalar",
@@ -741,7 +739,7 @@ fn unavailable_isa_cap_in_every_operator() {
     );
     // Every available ISA is accepted.
     for &isa in incept::isa::available() {
-        let options = OpOptions { max_isa: Some(isa) };
+        let options = OpOptions::with_max_isa(Some(isa));
         let op = Inception::with_options(&parts.config, &parts.weights(), options).unwrap();
         assert_eq!(op.isa(), isa);
     }

@@ -431,9 +431,7 @@ fn unsupported_isa_as_operator_cap() {
     #[cfg(not(target_arch = "aarch64"))]
     let missing = Isa::Neon;
     assert!(!missing.is_available());
-    let options = OpOptions {
-        max_isa: Some(missing),
-    };
+    let options = OpOptions::with_max_isa(Some(missing));
     let r = Conv1x1::with_options(3, 2, &[1.0; 6], None, Epilogue::None, options);
     let name = format!("ISA {missing} is not supported");
     let e = assert_error(r, ErrorKind::UnsupportedIsa, &[&name, "available: scalar"]);

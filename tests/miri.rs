@@ -49,7 +49,7 @@ fn pool_isas() -> Vec<Isa> {
 }
 
 fn options(isa: Isa) -> OpOptions {
-    OpOptions { max_isa: Some(isa) }
+    OpOptions::with_max_isa(Some(isa))
 }
 
 /// Output-channel counts around the kernel's NR for `isa`: a partial block, a full one, and a

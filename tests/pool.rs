@@ -50,7 +50,7 @@ fn check_pool(
     let mut want = vec![7.25; n * oh * ow * wide];
     reference::max_pool2d(x, &Layout::dense(n, h, w, c), &win, &mut want, &out_layout);
     for isa in isas() {
-        let pool = MaxPool2d::with_options(desc, OpOptions { max_isa: Some(isa) }).unwrap();
+        let pool = MaxPool2d::with_options(desc, OpOptions::with_max_isa(Some(isa))).unwrap();
         let mut got = vec![7.25; want.len()];
         let input = TensorView::new(x, Nhwc::new(n, h, w, c)).unwrap();
         let mut output =
@@ -177,7 +177,7 @@ fn pool_projection_matches_pool_then_conv() {
                     bias: Some(&b),
                 },
                 Epilogue::Relu,
-                OpOptions { max_isa: Some(isa) },
+                OpOptions::with_max_isa(Some(isa)),
             )
             .unwrap();
             for par in [Parallelism::Sequential, Parallelism::Pool(&pool)] {

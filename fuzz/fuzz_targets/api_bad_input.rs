@@ -738,7 +738,7 @@ fn act(action: Action) {
                 &p.weights,
                 p.bias.as_deref(),
                 epilogue,
-                OpOptions { max_isa: isa },
+                OpOptions::with_max_isa(isa),
             );
             if let (Some(op), Some(sel)) = (built(result, Some(valid), Op::Conv1x1), r) {
                 run(&op, &sel);
@@ -773,7 +773,7 @@ fn act(action: Action) {
                 &desc,
                 &p.weights,
                 p.bias.as_deref(),
-                OpOptions { max_isa: isa },
+                OpOptions::with_max_isa(isa),
             );
             if let (Some(op), Some(sel)) = (built(result, Some(valid), Op::Conv2d), r) {
                 run(&op, &sel);
@@ -791,7 +791,7 @@ fn act(action: Action) {
                 stride: window.stride.get(),
                 padding: window.padding(),
             };
-            let result = MaxPool2d::with_options(&desc, OpOptions { max_isa: isa });
+            let result = MaxPool2d::with_options(&desc, OpOptions::with_max_isa(isa));
             if let (Some(op), Some(sel)) = (built(result, Some(valid), Op::MaxPool), r) {
                 run(&op, &sel);
             }
@@ -836,9 +836,7 @@ fn act(action: Action) {
             let result = Bottleneck::with_options(
                 &desc,
                 &weights,
-                OpOptions {
-                    max_isa: isa_cap(isa),
-                },
+                OpOptions::with_max_isa(isa_cap(isa)),
             );
             if let (Some(op), Some(sel)) = (built(result, Some(valid), Op::Bottleneck), r) {
                 run(&op, &sel);
@@ -871,9 +869,7 @@ fn act(action: Action) {
                 cout,
                 p.get(),
                 epilogue,
-                OpOptions {
-                    max_isa: isa_cap(isa),
-                },
+                OpOptions::with_max_isa(isa_cap(isa)),
             );
             let wrap = |op| Op::PoolProjection(op, cin);
             if let (Some(op), Some(sel)) = (built(result, Some(valid), wrap), r) {
@@ -893,9 +889,7 @@ fn act(action: Action) {
             let result = Inception::with_options(
                 &config,
                 &weights,
-                OpOptions {
-                    max_isa: isa_cap(isa),
-                },
+                OpOptions::with_max_isa(isa_cap(isa)),
             );
             if let (Some(op), Some(sel)) =
                 (built(result, None, |op| Op::Inception(Box::new(op))), r)

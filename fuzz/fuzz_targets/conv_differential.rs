@@ -129,7 +129,7 @@ fn check(case: &Case) {
     };
     let seed = case.seed;
     let isa = pick_isa(case.isa);
-    let options = OpOptions { max_isa: Some(isa) };
+    let options = OpOptions::with_max_isa(Some(isa));
     let epilogue = case.epilogue.get();
     let reduce_epilogue = case.reduce_epilogue.get();
     let conv_cin = if op == Op::Bottleneck { reduce } else { cin };

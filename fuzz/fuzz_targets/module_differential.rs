@@ -117,7 +117,7 @@ fn check(case: &Case) {
     };
 
     let isa = pick_isa(case.isa);
-    let module = Inception::with_options(&config, &weights, OpOptions { max_isa: Some(isa) })
+    let module = Inception::with_options(&config, &weights, OpOptions::with_max_isa(Some(isa)))
         .unwrap_or_else(|e| panic!("valid module refused: {e}\n{case:?}"));
     assert_eq!(module.isa(), isa);
     let in_shape = Nhwc::new(n, h, w, cin);

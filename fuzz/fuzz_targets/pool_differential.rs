@@ -94,7 +94,7 @@ fn check(case: &Case) {
         padding,
     };
     let isa = pick_isa(case.isa);
-    let options = OpOptions { max_isa: Some(isa) };
+    let options = OpOptions::with_max_isa(Some(isa));
     let mode = case.mode;
     let seed = case.seed;
     let in_shape = Nhwc::new(n, h, w, c);

@@ -26,6 +26,7 @@
 pub mod peak;
 pub mod pool;
 pub mod scalar;
+pub mod winograd;
 
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2;

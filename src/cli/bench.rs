@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use incept::{Isa, Parallelism};
+use incept::{Accuracy, ConvAlgorithm, Isa, OpOptions, Parallelism};
 
 use super::peak;
 use super::workloads::{prepare, ConvShape, Spec, NAMES};
@@ -14,7 +14,7 @@ pub struct Options {
     specs: Vec<Spec>,
     batch: usize,
     threads: usize,
-    isa: Option<Isa>,
+    options: OpOptions,
     seconds: f64,
     json: bool,
 }
@@ -36,7 +36,7 @@ impl Options {
             specs: vec![Spec::Named("conv1x1")],
             batch: 1,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            isa: None,
+            options: OpOptions::default(),
             seconds: 1.0,
             json: false,
         };
@@ -56,7 +56,7 @@ impl Options {
                 "--threads" => opts.threads = positive(flag, value(flag, &mut it)?)?,
                 "--isa" => {
                     let v = value(flag, &mut it)?;
-                    opts.isa = if v == "auto" {
+                    opts.options.max_isa = if v == "auto" {
                         None
                     } else {
                         Some(v.parse().map_err(|e: incept::Error| e.to_string())?)
@@ -70,11 +70,41 @@ impl Options {
                         .filter(|s| s.is_finite() && *s > 0.0)
                         .ok_or_else(|| format!("--seconds must be a positive number, got '{v}'"))?;
                 }
+                "--algorithm" => {
+                    opts.options.algorithm = match value(flag, &mut it)?.as_str() {
+                        "auto" => ConvAlgorithm::Auto,
+                        "direct" => ConvAlgorithm::Direct,
+                        "winograd" => ConvAlgorithm::Winograd,
+                        v => {
+                            return Err(format!(
+                                "--algorithm must be auto, direct or winograd, got '{v}'"
+                            ))
+                        }
+                    }
+                }
+                "--accuracy" => {
+                    opts.options.accuracy = match value(flag, &mut it)?.as_str() {
+                        "exact" => Accuracy::Exact,
+                        "relaxed" => Accuracy::Relaxed,
+                        v => return Err(format!("--accuracy must be exact or relaxed, got '{v}'")),
+                    }
+                }
                 "--json" => opts.json = true,
                 other => return Err(format!("bench: unknown flag '{other}'")),
             }
         }
         Ok(opts)
+    }
+}
+
+/// The workload-name suffix for non-default algorithm options: `+winograd`, `+direct`,
+/// `+relaxed` (auto under the relaxed accuracy policy).
+fn variant(options: OpOptions) -> String {
+    match (options.algorithm, options.accuracy) {
+        (ConvAlgorithm::Winograd, _) => "+winograd".into(),
+        (ConvAlgorithm::Direct, _) => "+direct".into(),
+        (ConvAlgorithm::Auto, Accuracy::Relaxed) => "+relaxed".into(),
+        (ConvAlgorithm::Auto, Accuracy::Exact) => String::new(),
     }
 }
 
@@ -204,10 +234,10 @@ pub fn measure(
     spec: &Spec,
     batch: usize,
     threads: usize,
-    isa: Option<Isa>,
+    options: OpOptions,
     seconds: f64,
 ) -> Result<Row, String> {
-    let mut prepared = prepare(spec, batch, isa)?;
+    let mut prepared = prepare(spec, batch, options)?;
     let pool = pool(threads)?;
     let par = pool
         .as_ref()
@@ -220,7 +250,7 @@ pub fn measure(
     });
     result.map_err(|e| e.to_string())?;
     Ok(Row {
-        workload: spec.label(),
+        workload: spec.label() + &variant(options),
         batch,
         threads,
         isa: prepared.isa,
@@ -242,7 +272,7 @@ pub fn run(opts: &Options) -> Result<(), String> {
         if progress {
             eprint!("\r[{:>2}/{}] {:<24}", i + 1, opts.specs.len(), spec.label());
         }
-        let row = measure(spec, opts.batch, opts.threads, opts.isa, opts.seconds)?;
+        let row = measure(spec, opts.batch, opts.threads, opts.options, opts.seconds)?;
         if progress {
             eprint!("\r{:<40}\r", "");
         }

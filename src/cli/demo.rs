@@ -25,7 +25,7 @@ pub fn run() -> Result<(), String> {
     println!("threads: {threads}   measured FMA peak: {peak_1t:.1} GFLOP/s per thread, {peak:.1} for {threads}");
     println!();
 
-    let time = |spec: Spec| measure(&spec, 1, threads, None, SECONDS);
+    let time = |spec: Spec| measure(&spec, 1, threads, incept::OpOptions::default(), SECONDS);
     let row = |label: &str, shape: &str, macs: u64, r: &Row| {
         let (rate, _) = r.rate();
         println!(

@@ -196,7 +196,7 @@ impl Flags {
                     .map_err(|e| format!("layer {}: --isa: {e}", self.op))?,
             ),
         };
-        Ok(OpOptions { max_isa })
+        Ok(OpOptions::with_max_isa(max_isa))
     }
 
     fn layout(&self) -> Result<WeightLayout, String> {

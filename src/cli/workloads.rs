@@ -494,9 +494,8 @@ fn pool_proj(batch: usize, options: OpOptions, fused: bool) -> R<Prepared> {
     })
 }
 
-/// Builds a workload for `batch` images on at most `isa`.
-pub fn prepare(spec: &Spec, batch: usize, isa: Option<Isa>) -> R<Prepared> {
-    let options = OpOptions { max_isa: isa };
+/// Builds a workload for `batch` images with `options` (ISA cap, algorithm).
+pub fn prepare(spec: &Spec, batch: usize, options: OpOptions) -> R<Prepared> {
     match spec {
         Spec::Conv(shape) => conv(*shape, batch, options),
         Spec::Named(name) => match *name {

@@ -11,7 +11,8 @@
 use incept_kernels::{Tap, TapSet};
 
 use super::window::{Padding, Window};
-use super::{ConvCore, Epilogue, OpOptions};
+use super::winograd::Winograd;
+use super::{use_winograd, ConvCore, Epilogue, OpOptions};
 use crate::error::{mismatch, Result};
 use crate::isa::Isa;
 use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};
@@ -59,9 +60,90 @@ impl Conv2dDesc {
 /// A KxK convolution with packed weights, ready to run many times (from many threads at once).
 #[derive(Debug)]
 pub struct Conv2d {
-    core: ConvCore,
+    engine: Engine,
     desc: Conv2dDesc,
     window: Window,
+}
+
+/// How a convolution is computed (see [`crate::ConvAlgorithm`]).
+#[derive(Debug)]
+pub(crate) enum Engine {
+    Direct(ConvCore),
+    Winograd(Winograd),
+}
+
+impl Engine {
+    /// Packs `weights` for the algorithm `options` choose for this convolution.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        op: &str,
+        (in_channels, out_channels): (usize, usize),
+        window: &Window,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        epilogue: Epilogue,
+        options: OpOptions,
+    ) -> crate::Result<Self> {
+        let (k, s, p) = (window.kernel, window.stride, window.padding);
+        if use_winograd(op, options, (k, s), (in_channels, out_channels))? {
+            let winograd = Winograd::new(
+                op,
+                in_channels,
+                out_channels,
+                weights,
+                bias,
+                epilogue,
+                (p.top, p.left),
+                options,
+            )?;
+            return Ok(Engine::Winograd(winograd));
+        }
+        let core = ConvCore::new(
+            op,
+            in_channels,
+            out_channels,
+            k * k,
+            weights,
+            bias,
+            epilogue,
+            options,
+        )?;
+        Ok(Engine::Direct(core))
+    }
+
+    /// The GEMM core (the direct one, or Winograd's transformed-domain one).
+    pub(crate) fn core(&self) -> &ConvCore {
+        match self {
+            Engine::Direct(core) => core,
+            Engine::Winograd(w) => &w.gemm,
+        }
+    }
+
+    /// Whether this is the Winograd engine.
+    pub(crate) fn is_winograd(&self) -> bool {
+        matches!(self, Engine::Winograd(_))
+    }
+
+    /// Output rows `rows` of an `oh x ow` output; see [`conv_rows`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_rows(
+        &self,
+        op: &str,
+        window: &Window,
+        src: &Source<'_>,
+        first_row: usize,
+        out_size: (usize, usize),
+        rows: std::ops::Range<usize>,
+        c: &mut [f32],
+        dest: &Dest,
+    ) -> crate::Result<()> {
+        match self {
+            Engine::Direct(core) => {
+                conv_rows(core, window, src, first_row, out_size, rows, c, dest)
+            }
+            Engine::Winograd(w) => w.run_rows(op, src, first_row, out_size, rows, c, dest),
+        }
+    }
 }
 
 impl Conv2d {
@@ -78,19 +160,17 @@ impl Conv2d {
         options: OpOptions,
     ) -> Result<Self> {
         let window = Window::new("conv2d", desc.kernel, desc.stride, desc.padding, MAX_KERNEL)?;
-        let taps = desc.kernel * desc.kernel;
-        let core = ConvCore::new(
+        let engine = Engine::new(
             "conv2d",
-            desc.in_channels,
-            desc.out_channels,
-            taps,
+            (desc.in_channels, desc.out_channels),
+            &window,
             weights,
             bias,
             desc.epilogue,
             options,
         )?;
         Ok(Conv2d {
-            core,
+            engine,
             desc: *desc,
             window,
         })
@@ -103,12 +183,22 @@ impl Conv2d {
 
     /// The ISA this operator runs on.
     pub fn isa(&self) -> Isa {
-        self.core.isa
+        self.engine.core().isa
+    }
+
+    /// The algorithm this operator runs: [`ConvAlgorithm::Direct`](crate::ConvAlgorithm) or
+    /// [`ConvAlgorithm::Winograd`](crate::ConvAlgorithm) (never `Auto`).
+    pub fn algorithm(&self) -> crate::ConvAlgorithm {
+        if self.engine.is_winograd() {
+            crate::ConvAlgorithm::Winograd
+        } else {
+            crate::ConvAlgorithm::Direct
+        }
     }
 
     /// The microkernel's name.
     pub fn kernel_name(&self) -> &'static str {
-        self.core.kernel.name
+        self.engine.core().kernel.name
     }
 
     /// Output shape for `input`, or an error if the padded input is smaller than the kernel.
@@ -139,7 +229,7 @@ impl Conv2d {
         par: Parallelism<'_>,
     ) -> Result<()> {
         let (ishape, oshape) = (input.shape(), output.shape());
-        self.core.check_channels(ishape.c, oshape.c)?;
+        self.engine.core().check_channels(ishape.c, oshape.c)?;
         let expected = self.output_shape(ishape)?;
         if oshape != expected {
             return Err(mismatch(format!(
@@ -152,7 +242,9 @@ impl Conv2d {
         let macs = self
             .macs(ishape)
             .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
-        let chunk_rows = chunk_pixels(par, rows_total, 1, macs, 2);
+        // Winograd tasks own whole 4-row tile rows where they can (a split tile is computed twice).
+        let granule = if self.engine.is_winograd() { 4 } else { 1 };
+        let chunk_rows = chunk_pixels(par, rows_total, granule, macs, 2);
         let (in_ps, out_ps) = (input.pixel_stride(), output.pixel_stride());
         let source = Source {
             data: input.data(),
@@ -172,16 +264,8 @@ impl Conv2d {
                     pixel_stride: out_ps,
                     channel_offset: 0,
                 };
-                conv_rows(
-                    &self.core,
-                    &self.window,
-                    &source,
-                    0,
-                    (oh, ow),
-                    rows,
-                    c,
-                    &dest,
-                )
+                self.engine
+                    .run_rows("conv2d", &self.window, &source, 0, (oh, ow), rows, c, &dest)
             },
         )
     }
@@ -190,6 +274,7 @@ impl Conv2d {
 /// Where a convolution reads: an NHWC tensor of `shape` whose pixel `(n, y, x)` starts at
 /// `offset + ((n*h + y - first_row)*w + x) * pixel_stride` (`first_row` given separately, so a
 /// band of rows in a scratch buffer can stand for the whole image).
+#[derive(Clone, Copy)]
 pub(crate) struct Source<'a> {
     pub(crate) data: &'a [f32],
     pub(crate) shape: Nhwc,

@@ -22,7 +22,7 @@
 
 use incept_kernels::TapSet;
 
-use super::conv2d::{conv_rows, Dest, Source, MAX_KERNEL};
+use super::conv2d::{conv_rows, Dest, Engine, Source, MAX_KERNEL};
 use super::maxpool::{MaxPool2d, MaxPool2dDesc};
 use super::window::{Padding, Window};
 use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
@@ -126,7 +126,8 @@ pub struct Inception {
     config: InceptionConfig,
     conv1: ConvCore,
     reduce3: Option<ConvCore>,
-    conv3: ConvCore,
+    /// Direct or Winograd, as the options choose (see [`crate::ConvAlgorithm`]).
+    conv3: Engine,
     window3: Window,
     reduce5: Option<ConvCore>,
     conv5: ConvCore,
@@ -137,6 +138,12 @@ pub struct Inception {
 
 /// Bytes of scratch a band aims for: reductions, halos and pooled rows inside L2.
 const BAND_TARGET_BYTES: usize = 192 * 1024;
+
+/// Tiles a band aims for when the 3x3 runs with Winograd (the GEMMs' rows per filter load).
+const WINOGRAD_BAND_TILES: usize = 49;
+
+/// Rows a Winograd tile row may need beyond a band's halo, on each side.
+const WINOGRAD_SLACK: usize = 3;
 
 impl Inception {
     /// Creates the module on the best ISA allowed: validates and packs every convolution.
@@ -170,12 +177,15 @@ impl Inception {
         let reduce5 = optional("5x5 reduction", config.c5x5_reduce, weights.reduce5x5)?;
         let proj = optional("pool projection", config.pool_proj, weights.pool_proj)?;
         let conv1 = core("1x1 branch", cin, config.c1x1, 1, weights.conv1x1)?;
-        let conv3 = core(
+        let window3 = Window::new("inception 3x3", 3, 1, Padding::same(3), MAX_KERNEL)?;
+        let conv3 = Engine::new(
             "3x3 branch",
-            config.c3x3_reduce.unwrap_or(cin),
-            config.c3x3,
-            9,
-            weights.conv3x3,
+            (config.c3x3_reduce.unwrap_or(cin), config.c3x3),
+            &window3,
+            weights.conv3x3.weights,
+            weights.conv3x3.bias,
+            relu,
+            options,
         )?;
         let conv5 = core(
             "5x5 branch",
@@ -184,7 +194,6 @@ impl Inception {
             25,
             weights.conv5x5,
         )?;
-        let window3 = Window::new("inception 3x3", 3, 1, Padding::same(3), MAX_KERNEL)?;
         let window5 = Window::new("inception 5x5", 5, 1, Padding::same(5), MAX_KERNEL)?;
         let pool = MaxPool2d::with_options(&MaxPool2dDesc::INCEPTION, options)?;
         Ok(Inception {
@@ -236,7 +245,16 @@ impl Inception {
     }
 
     /// Output rows per band for width `w`, and the halo rows the reductions need above and below.
+    ///
+    /// With a Winograd 3x3 the band is a whole number of 4-row tile rows, long enough for its
+    /// GEMMs to reuse each packed filter transform over many tiles; its tiles may also need up
+    /// to [`WINOGRAD_SLACK`] rows beyond the halo when a task starts inside a tile row.
     fn band(&self, w: usize) -> (usize, usize) {
+        if self.conv3.is_winograd() {
+            let tile_rows = WINOGRAD_BAND_TILES.div_ceil(w.div_ceil(4).max(1));
+            let halo = if self.reduce5.is_some() { 2 } else { 1 };
+            return ((4 * tile_rows).min(64), halo);
+        }
         let halo = match (self.reduce3.is_some(), self.reduce5.is_some()) {
             (_, true) => 2,
             (true, false) => 1,
@@ -260,7 +278,7 @@ impl Inception {
     /// Scratch elements per thread for width `w`: reduced rows (band + halos) and pooled rows.
     fn scratch_len(&self, w: usize) -> (usize, usize, usize) {
         let (band, halo) = self.band(w);
-        let rows = band + 2 * halo;
+        let rows = band + 2 * halo + 2 * WINOGRAD_SLACK;
         let len = |rows: usize, c: usize| rows.saturating_mul(w).saturating_mul(c);
         (
             len(rows, self.config.c3x3_reduce.unwrap_or(0)),
@@ -276,9 +294,14 @@ impl Inception {
     /// Peak scratch per thread, in bytes, for an input of width `w` (independent of height).
     pub fn scratch_bytes_per_thread(&self, w: usize) -> usize {
         let (s3, s5, sp) = self.scratch_len(w);
+        let winograd = match &self.conv3 {
+            Engine::Winograd(wino) => wino.scratch_bytes(w),
+            Engine::Direct(_) => 0,
+        };
         s3.saturating_add(s5)
             .saturating_add(sp)
             .saturating_mul(std::mem::size_of::<f32>())
+            .saturating_add(winograd)
     }
 
     /// Runs the module: `output` (n x h x w x `config.out_channels()`, possibly a channel slice of
@@ -307,7 +330,9 @@ impl Inception {
         let (h, w) = (ishape.h, ishape.w);
         let rows_total = ishape.n * h;
         let macs = usize::try_from(self.macs(ishape)).unwrap_or(usize::MAX);
-        let chunk_rows = chunk_pixels(par, rows_total, 1, macs, 1);
+        // A Winograd 3x3 wants tasks of whole 4-row tile rows.
+        let granule = if self.conv3.is_winograd() { 4 } else { 1 };
+        let chunk_rows = chunk_pixels(par, rows_total, granule, macs, 1);
         let (band, halo) = self.band(w);
         let (len3, len5, lenp) = self.scratch_len(w);
         let (r3, r5) = (cfg.c3x3_reduce.unwrap_or(0), cfg.c5x5_reduce.unwrap_or(0));
@@ -342,8 +367,23 @@ impl Inception {
                     while g < g1 {
                         let n = g / h;
                         let y0 = g - n * h;
-                        let y1 = (y0 + band).min(h).min(g1 - n * h);
-                        let (lo, hi) = (y0.saturating_sub(halo), (y1 + halo).min(h));
+                        let (mut lo, mut hi);
+                        let y1 = if self.conv3.is_winograd() {
+                            // Bands end on tile-row boundaries; every tile's 6 input rows
+                            // (from 1 above its first row to 1 below its last) are present.
+                            let y1 = (y0 - y0 % 4 + band).min(h).min(g1 - n * h);
+                            lo = y0.saturating_sub(halo).min((y0 - y0 % 4).saturating_sub(1));
+                            hi = (y1 + halo).max(y1.div_ceil(4) * 4 + 1).min(h);
+                            y1
+                        } else {
+                            let y1 = (y0 + band).min(h).min(g1 - n * h);
+                            lo = y0.saturating_sub(halo);
+                            hi = (y1 + halo).min(h);
+                            y1
+                        };
+                        if hi < lo {
+                            (lo, hi) = (hi, hi);
+                        }
                         let mut ready = lo;
                         if let Some((hn, hlo, hhi)) = held {
                             if hn == n && hlo <= lo && lo < hhi {
@@ -423,40 +463,42 @@ impl Inception {
                             channel_offset,
                         };
                         // 2. The 3x3 and 5x5, from the reduced rows (or the input without a reduction).
-                        for (reduced, r, core, window, offset) in [
-                            (&*s3, r3, &self.conv3, &self.window3, off3),
-                            (&*s5, r5, &self.conv5, &self.window5, off5),
-                        ] {
-                            if r > 0 {
-                                let src = Source {
-                                    data: reduced,
-                                    shape: Nhwc { c: r, ..ishape },
-                                    pixel_stride: r,
-                                    offset: 0,
-                                };
-                                conv_rows(
-                                    core,
-                                    window,
-                                    &src,
-                                    n * h + lo,
-                                    (h, w),
-                                    rows.clone(),
-                                    c,
-                                    &dest(offset),
-                                )?;
-                            } else {
-                                conv_rows(
-                                    core,
-                                    window,
-                                    &in_src,
-                                    0,
-                                    (h, w),
-                                    rows.clone(),
-                                    c,
-                                    &dest(offset),
-                                )?;
-                            }
-                        }
+                        let reduced = |data, r| Source {
+                            data,
+                            shape: Nhwc { c: r, ..ishape },
+                            pixel_stride: r,
+                            offset: 0,
+                        };
+                        let (src3, first3) = if r3 > 0 {
+                            (reduced(&*s3, r3), n * h + lo)
+                        } else {
+                            (in_src, 0)
+                        };
+                        self.conv3.run_rows(
+                            "inception",
+                            &self.window3,
+                            &src3,
+                            first3,
+                            (h, w),
+                            rows.clone(),
+                            c,
+                            &dest(off3),
+                        )?;
+                        let (src5, first5) = if r5 > 0 {
+                            (reduced(&*s5, r5), n * h + lo)
+                        } else {
+                            (in_src, 0)
+                        };
+                        conv_rows(
+                            &self.conv5,
+                            &self.window5,
+                            &src5,
+                            first5,
+                            (h, w),
+                            rows.clone(),
+                            c,
+                            &dest(off5),
+                        )?;
                         // 3. Pool the band, then project it (or pool straight into the output).
                         match &self.proj {
                             Some(proj) => {
@@ -515,13 +557,7 @@ pub fn inception_reference(
         conv2d, max_pool2d, Clamp, Layout, Window as RefWindow,
     };
     // Validates every weight and bias length (the reference layers would panic on them).
-    Inception::with_options(
-        config,
-        weights,
-        OpOptions {
-            max_isa: Some(Isa::Scalar),
-        },
-    )?;
+    Inception::with_options(config, weights, OpOptions::with_max_isa(Some(Isa::Scalar)))?;
     if [shape.n, shape.h, shape.w].contains(&0) {
         return Err(invalid(format!(
             "reference input {shape} has a zero dimension"

@@ -8,6 +8,7 @@ mod inception;
 mod maxpool;
 mod pool_proj;
 mod window;
+mod winograd;
 
 pub use bottleneck::{Bottleneck, BottleneckDesc, BottleneckWeights};
 pub use conv1x1::Conv1x1;
@@ -68,10 +69,88 @@ impl Epilogue {
 }
 
 /// Options shared by every operator's constructor.
+///
+/// ```
+/// use incept::{Accuracy, ConvAlgorithm, OpOptions};
+/// // Allow fast algorithms (Winograd for 3x3) where they are faster; keep the best ISA.
+/// let options = OpOptions { accuracy: Accuracy::Relaxed, ..OpOptions::default() };
+/// assert_eq!(options.algorithm, ConvAlgorithm::Auto);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OpOptions {
     /// Cap this operator's ISA (on top of the global cap); `None` = the best allowed.
     pub max_isa: Option<Isa>,
+    /// How 3x3 stride-1 convolutions are computed (also inside the fused operators).
+    pub algorithm: ConvAlgorithm,
+    /// The accuracy policy [`ConvAlgorithm::Auto`] follows.
+    pub accuracy: Accuracy,
+}
+
+impl OpOptions {
+    /// The default options with an ISA cap.
+    pub fn with_max_isa(max_isa: Option<Isa>) -> Self {
+        OpOptions {
+            max_isa,
+            ..OpOptions::default()
+        }
+    }
+}
+
+/// The algorithm of a convolution.
+///
+/// Winograd F(4x4, 3x3) does 36 multiplies per 4x4 output tile and channel pair where the
+/// direct convolution does 144, but its transforms round differently: outputs are not sums of
+/// the exact products, and exactly representable results (integer data) are no longer exact.
+/// Its measured error on random data is documented in the README (below 1e-4 relative to the
+/// largest output on GoogLeNet-scale layers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// Direct, unless [`OpOptions::accuracy`] is [`Accuracy::Relaxed`] and the convolution is a
+    /// stride-1 3x3 with at least [`WINOGRAD_MIN_CHANNELS`] input and output channels, where
+    /// Winograd measured faster on every ISA.
+    #[default]
+    Auto,
+    /// Always the direct convolution.
+    Direct,
+    /// Winograd F(4x4, 3x3); an error for anything but a stride-1 3x3 convolution.
+    Winograd,
+}
+
+/// How much a fast algorithm may change the rounding of a convolution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Accuracy {
+    /// Only direct sums of products: every output is the reference's sum in another order, and
+    /// exact whenever the exact sum is representable. The default.
+    #[default]
+    Exact,
+    /// Fast algorithms allowed when [`ConvAlgorithm::Auto`] picks them (see there).
+    Relaxed,
+}
+
+/// The smallest input and output channel counts for which [`ConvAlgorithm::Auto`] picks
+/// Winograd under [`Accuracy::Relaxed`]; below it the transforms cost more than they save.
+pub const WINOGRAD_MIN_CHANNELS: usize = 16;
+
+/// Whether a `kernel x kernel` convolution with `stride` runs with Winograd under `options`, or
+/// an error if Winograd was asked for a convolution it cannot compute.
+pub(crate) fn use_winograd(
+    op: &str,
+    options: OpOptions,
+    (kernel, stride): (usize, usize),
+    (in_channels, out_channels): (usize, usize),
+) -> Result<bool> {
+    let fits = kernel == 3 && stride == 1;
+    match options.algorithm {
+        ConvAlgorithm::Direct => Ok(false),
+        ConvAlgorithm::Winograd if fits => Ok(true),
+        ConvAlgorithm::Winograd => Err(invalid(format!(
+            "{op}: Winograd F(4x4, 3x3) needs a 3x3 kernel with stride 1, got kernel {kernel}, stride {stride}"
+        ))),
+        ConvAlgorithm::Auto => Ok(fits
+            && options.accuracy == Accuracy::Relaxed
+            && in_channels >= WINOGRAD_MIN_CHANNELS
+            && out_channels >= WINOGRAD_MIN_CHANNELS),
+    }
 }
 
 /// Turns a refused tile (an internal inconsistency) into an error.

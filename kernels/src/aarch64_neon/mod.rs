@@ -11,6 +11,7 @@
 //! instance; output-channel remainders store whole vectors, then a pair, then a single lane.
 
 pub mod pool;
+pub(crate) mod winograd;
 
 use core::arch::aarch64::*;
 

@@ -11,6 +11,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod pool;
+pub(crate) mod winograd;
 
 use core::arch::x86_64::*;
 

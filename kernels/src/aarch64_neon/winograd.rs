@@ -1,0 +1,85 @@
+//! The Winograd transforms (see [`crate::winograd`]) on 4-lane q vectors.
+
+use core::arch::aarch64::*;
+
+use crate::winograd::{input_body, output_body, Vector, ELEMENTS, TILE};
+use crate::Clamp;
+
+impl Vector for float32x4_t {
+    const LANES: usize = 4;
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        // SAFETY: NEON is part of the AArch64 baseline.
+        unsafe { vdupq_n_f32(x) }
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        // SAFETY: as above.
+        unsafe { vaddq_f32(self, b) }
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        // SAFETY: as above.
+        unsafe { vsubq_f32(self, b) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: as above.
+        unsafe { vfmaq_f32(c, self, b) }
+    }
+    #[inline(always)]
+    fn clamp(self, lo: Self, hi: Self) -> Self {
+        // `Clamp::apply` exactly: compares with NaN are false, so NaN passes; bit-selects never
+        // canonicalise -0.0.
+        // SAFETY: as above.
+        unsafe {
+            let below = vcltq_f32(self, lo);
+            let above = vcgtq_f32(self, hi);
+            vbslq_f32(below, lo, vbslq_f32(above, hi, self))
+        }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: caller's contract.
+        unsafe { vld1q_f32(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: caller's contract.
+        unsafe { vst1q_f32(p, self) }
+    }
+}
+
+/// [`crate::winograd::transform_input`] for NEON.
+///
+/// # Safety
+/// The checks of `transform_input` hold.
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn input(
+    src: *const f32,
+    pixels: &[Option<usize>; ELEMENTS],
+    channels: usize,
+    dst: *mut f32,
+    element_stride: usize,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { input_body::<float32x4_t>(src, pixels, channels, dst, element_stride) }
+}
+
+/// [`crate::winograd::transform_output`] for NEON.
+///
+/// # Safety
+/// The checks of `transform_output` hold.
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn output(
+    m: *const f32,
+    element_stride: usize,
+    channels: usize,
+    bias: *const f32,
+    clamp: Clamp,
+    dst: *mut f32,
+    pixels: &[Option<usize>; TILE * TILE],
+) {
+    // SAFETY: forwarded contract.
+    unsafe { output_body::<float32x4_t>(m, element_stride, channels, bias, clamp, dst, pixels) }
+}

@@ -1,0 +1,244 @@
+//! Winograd F(4x4, 3x3) for stride-1 3x3 convolutions: 36 GEMMs on our microkernels between an
+//! input and an output transform (the math: [`incept_kernels::winograd`]).
+//!
+//! Work is cut into *bands* of 4-row tile rows. For a band the input transform writes
+//! `V[e][tile][in]` for its tiles, the GEMMs compute `M[e][tile][out] = V[e] x U[e]` (one per
+//! element `e` of the 6x6 transformed tile, on the packed filter transforms `U`), and the output
+//! transform turns `M` back into 4x4 output tiles with bias and epilogue. `V` and `M` live in a
+//! per-thread scratch sized to stay in L2; it depends on the band, not on the image height.
+//!
+//! The tile grid is fixed to the image (tiles start at output rows and columns that are
+//! multiples of 4), so a thread that owns rows in the middle of a tile recomputes that tile but
+//! stores the same bits: the output is identical for any thread count.
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+use aligned_vec::{AVec, ConstAlign};
+use incept_kernels::winograd::{
+    transform_filter, transform_input, transform_output, ALPHA, ELEMENTS, TILE,
+};
+use incept_kernels::{Clamp, Tap, TapSet};
+
+use super::conv2d::{Dest, Source};
+use super::{mismatch, tile_error, ConvCore, Epilogue, OpOptions};
+use crate::error::{checked_product, Error, ErrorKind, Result};
+
+/// Scratch bytes a band aims for (`V` and `M`): well inside L2 next to one block of `U`.
+const BAND_TARGET_BYTES: usize = 1 << 20;
+
+/// A 3x3 stride-1 convolution computed with Winograd F(4x4, 3x3).
+#[derive(Debug)]
+pub(crate) struct Winograd {
+    /// The 36 GEMMs: filter transforms packed as 36 "taps" of `in x out`, no bias, no clamp.
+    pub(crate) gemm: ConvCore,
+    bias: Vec<f32>,
+    clamp: Clamp,
+    pad_top: usize,
+    pad_left: usize,
+}
+
+thread_local! {
+    /// Per-thread `V` and `M` (separate from the reduced-row scratch of the fused operators,
+    /// which may be in use around a Winograd call).
+    static SCRATCH: RefCell<AVec<f32, ConstAlign<64>>> = RefCell::new(AVec::new(64));
+}
+
+impl Winograd {
+    /// Transforms and packs OHWI 3x3 `weights`; `pad` = (top, left) of the convolution.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        op: &str,
+        in_channels: usize,
+        out_channels: usize,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        epilogue: Epilogue,
+        (pad_top, pad_left): (usize, usize),
+        options: OpOptions,
+    ) -> Result<Self> {
+        // The checks ConvCore would make on the 3x3 weights, before transforming them.
+        let expected = checked_product(
+            &format!("{op} weight count"),
+            &[out_channels, 9, in_channels],
+        )?;
+        if weights.len() != expected {
+            return Err(Error::new(
+                ErrorKind::BufferTooSmall,
+                format!(
+                    "{op} weights have {} elements but {out_channels} out x 9 taps x {in_channels} in (OHWI) needs {expected}",
+                    weights.len()
+                ),
+            ));
+        }
+        if let Some(bias) = bias {
+            if bias.len() != out_channels {
+                return Err(mismatch(format!(
+                    "{op} bias has {} elements but there are {out_channels} output channels",
+                    bias.len()
+                )));
+            }
+        }
+        let clamp = epilogue.clamp()?;
+        // U as OHWI with 36 "taps": [out][e][in].
+        let mut u = vec![0.0f32; out_channels * ELEMENTS * in_channels];
+        for o in 0..out_channels {
+            for q in 0..in_channels {
+                let g = std::array::from_fn(|t| weights[(o * 9 + t) * in_channels + q]);
+                for (e, v) in transform_filter(&g).into_iter().enumerate() {
+                    u[(o * ELEMENTS + e) * in_channels + q] = v;
+                }
+            }
+        }
+        let gemm = ConvCore::new(
+            op,
+            in_channels,
+            out_channels,
+            ELEMENTS,
+            &u,
+            None,
+            Epilogue::None,
+            options,
+        )?;
+        Ok(Winograd {
+            gemm,
+            bias: bias.map_or_else(|| vec![0.0; out_channels], <[f32]>::to_vec),
+            clamp,
+            pad_top,
+            pad_left,
+        })
+    }
+
+    /// Tile rows per band for an output `ow` wide.
+    fn band_tile_rows(&self, ow: usize) -> usize {
+        let per_tile = ELEMENTS * (self.gemm.in_channels + self.gemm.out_channels) * 4;
+        let tiles = (BAND_TARGET_BYTES / per_tile.max(1)).max(1);
+        (tiles / ow.div_ceil(TILE).max(1)).clamp(1, 64)
+    }
+
+    /// Scratch bytes per thread for an output `ow` wide.
+    pub(crate) fn scratch_bytes(&self, ow: usize) -> usize {
+        let tiles = self.band_tile_rows(ow).saturating_mul(ow.div_ceil(TILE));
+        tiles
+            .saturating_mul(ELEMENTS)
+            .saturating_mul(self.gemm.in_channels + self.gemm.out_channels)
+            .saturating_mul(4)
+    }
+
+    /// Computes output rows `rows` (global, `n*oh + y`) of an `oh x ow` output from `src`
+    /// (whose stored rows start at global input row `first_row`), into the chunk `c` at `dest`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_rows(
+        &self,
+        op: &str,
+        src: &Source<'_>,
+        first_row: usize,
+        (oh, ow): (usize, usize),
+        rows: Range<usize>,
+        c: &mut [f32],
+        dest: &Dest,
+    ) -> Result<()> {
+        let (cin, cout) = (self.gemm.in_channels, self.gemm.out_channels);
+        let tiles_per_row = ow.div_ceil(TILE);
+        let band = self.band_tile_rows(ow);
+        let max_tiles = band * tiles_per_row;
+        let (v_len, m_len) = (ELEMENTS * max_tiles * cin, ELEMENTS * max_tiles * cout);
+        let token = self.gemm.token;
+        let (h, w, ps) = (src.shape.h, src.shape.w, src.pixel_stride);
+        let internal = |what: &str| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("{op}: internal error, Winograd {what}"),
+            )
+        };
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            if scratch.len() < v_len + m_len {
+                scratch.resize(v_len + m_len, 0.0);
+            }
+            let (v, rest) = scratch.split_at_mut(v_len);
+            let m = &mut rest[..m_len];
+            let mut g = rows.start;
+            while g < rows.end {
+                let n = g / oh;
+                let y = g - n * oh;
+                let row_end = oh.min(rows.end - n * oh);
+                let ty0 = y / TILE;
+                let ty1 = (ty0 + band).min(row_end.div_ceil(TILE));
+                let tiles = (ty1 - ty0) * tiles_per_row;
+                // 1. Input transform of every tile of the band.
+                for t in 0..tiles {
+                    let (ty, tx) = (ty0 + t / tiles_per_row, t % tiles_per_row);
+                    let mut pixels = [None; ELEMENTS];
+                    for (p, slot) in pixels.iter_mut().enumerate() {
+                        let iy = (ty * TILE + p / ALPHA).checked_sub(self.pad_top);
+                        let ix = (tx * TILE + p % ALPHA).checked_sub(self.pad_left);
+                        if let (Some(iy), Some(ix)) = (iy, ix) {
+                            if iy < h && ix < w {
+                                let row = (n * h + iy)
+                                    .checked_sub(first_row)
+                                    .ok_or_else(|| internal("row above the band"))?;
+                                *slot = Some(src.offset + (row * w + ix) * ps);
+                            }
+                        }
+                    }
+                    transform_input(token, src.data, &pixels, cin, v, t * cin, tiles * cin)
+                        .map_err(|e| tile_error(op, e))?;
+                }
+                // 2. The 36 GEMMs. Element-major: U[e] of one block (in x NR) stays in L1
+                //    while every tile of the band streams past it, and V[e] stays in L2 for
+                //    the blocks.
+                let nr = self.gemm.kernel.nr;
+                for e in 0..ELEMENTS {
+                    let tap = [Tap {
+                        input_offset: 0,
+                        weight_offset: e * cin * nr,
+                    }];
+                    let taps = TapSet::new(&tap);
+                    for block in self.gemm.all_blocks() {
+                        self.gemm.run_line(
+                            op,
+                            &taps,
+                            v,
+                            e * tiles * cin,
+                            cin,
+                            m,
+                            e * tiles * cout,
+                            cout,
+                            tiles,
+                            block..block + 1,
+                        )?;
+                    }
+                }
+                // 3. Output transform, storing only this task's rows inside the image.
+                for t in 0..tiles {
+                    let (ty, tx) = (ty0 + t / tiles_per_row, t % tiles_per_row);
+                    let mut pixels = [None; TILE * TILE];
+                    for (p, slot) in pixels.iter_mut().enumerate() {
+                        let (oy, ox) = (ty * TILE + p / TILE, tx * TILE + p % TILE);
+                        if oy >= y && oy < row_end && ox < ow {
+                            let pixel = ((n * oh + oy) * ow + ox)
+                                .checked_sub(dest.first_pixel)
+                                .ok_or_else(|| internal("output before the chunk"))?;
+                            *slot = Some(pixel * dest.pixel_stride + dest.channel_offset);
+                        }
+                    }
+                    transform_output(
+                        token,
+                        m,
+                        t * cout,
+                        tiles * cout,
+                        cout,
+                        &self.bias,
+                        self.clamp,
+                        c,
+                        &pixels,
+                    )
+                    .map_err(|e| tile_error(op, e))?;
+                }
+                g = n * oh + (ty1 * TILE).min(row_end);
+            }
+            Ok(())
+        })
+    }
+}
