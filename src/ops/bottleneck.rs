@@ -76,7 +76,11 @@ pub struct BottleneckWeights<'a> {
 }
 
 /// A fused 1x1 -> KxK convolution (see the module docs).
-#[derive(Debug)]
+///
+/// `Bottleneck` is `Send + Sync`: any number of threads may run one operator at once,
+/// through a reference or an `Arc`. Cloning is cheap: a clone shares the packed weights
+/// (reference-counted, never copied); see [`Bottleneck::shares_weights_with`].
+#[derive(Clone, Debug)]
 pub struct Bottleneck {
     desc: BottleneckDesc,
     reduce: ConvCore,
@@ -137,6 +141,26 @@ impl Bottleneck {
     /// The descriptor.
     pub fn desc(&self) -> &BottleneckDesc {
         &self.desc
+    }
+
+    /// Whether `self` and `other` run on the same packed weights: true for an operator and its
+    /// clones, false for operators created separately (even from equal weights).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Bottleneck, BottleneckDesc, BottleneckWeights};
+    ///
+    /// // 2 -> 1 -> 1 channels, 3x3.
+    /// let desc = BottleneckDesc::same_relu(2, 1, 1, 3);
+    /// let weights = BottleneckWeights { reduce: &[1.0, 1.0], reduce_bias: None, conv: &[1.0; 9], conv_bias: None };
+    /// let op = Bottleneck::new(&desc, &weights)?;
+    /// assert!(op.clone().shares_weights_with(&op));
+    /// assert!(!Bottleneck::new(&desc, &weights)?.shares_weights_with(&op));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
+    pub fn shares_weights_with(&self, other: &Self) -> bool {
+        self.reduce.shares_weights_with(&other.reduce) && self.conv.shares_weights_with(&other.conv)
     }
 
     /// The ISA this operator runs on.

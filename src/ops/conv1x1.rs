@@ -14,7 +14,11 @@ use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};
 use crate::tensor::{check_same_pixels, TensorView, TensorViewMut};
 
 /// A 1x1 convolution with packed weights, ready to run many times (from many threads at once).
-#[derive(Debug)]
+///
+/// `Conv1x1` is `Send + Sync`: any number of threads may run one operator at once,
+/// through a reference or an `Arc`. Cloning is cheap: a clone shares the packed weights
+/// (reference-counted, never copied); see [`Conv1x1::shares_weights_with`].
+#[derive(Clone, Debug)]
 pub struct Conv1x1 {
     core: ConvCore,
 }
@@ -74,6 +78,26 @@ impl Conv1x1 {
     /// The fused epilogue.
     pub fn epilogue(&self) -> Epilogue {
         self.core.epilogue
+    }
+
+    /// Whether `self` and `other` run on the same packed weights: true for an operator and its
+    /// clones, false for operators created separately (even from equal weights).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv1x1, Epilogue};
+    ///
+    /// let conv = Conv1x1::new(2, 1, &[1.0, 2.0], None, Epilogue::None)?;
+    /// let clone = conv.clone();
+    /// assert!(clone.shares_weights_with(&conv));
+    ///
+    /// let twin = Conv1x1::new(2, 1, &[1.0, 2.0], None, Epilogue::None)?;
+    /// assert!(!twin.shares_weights_with(&conv));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
+    pub fn shares_weights_with(&self, other: &Self) -> bool {
+        self.core.shares_weights_with(&other.core)
     }
 
     /// The ISA this operator runs on.

@@ -57,7 +57,11 @@ impl Conv2dDesc {
 }
 
 /// A KxK convolution with packed weights, ready to run many times (from many threads at once).
-#[derive(Debug)]
+///
+/// `Conv2d` is `Send + Sync`: any number of threads may run one operator at once,
+/// through a reference or an `Arc`. Cloning is cheap: a clone shares the packed weights
+/// (reference-counted, never copied); see [`Conv2d::shares_weights_with`].
+#[derive(Clone, Debug)]
 pub struct Conv2d {
     core: ConvCore,
     desc: Conv2dDesc,
@@ -99,6 +103,24 @@ impl Conv2d {
     /// The descriptor.
     pub fn desc(&self) -> &Conv2dDesc {
         &self.desc
+    }
+
+    /// Whether `self` and `other` run on the same packed weights: true for an operator and its
+    /// clones, false for operators created separately (even from equal weights).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv2d, Conv2dDesc, Epilogue};
+    ///
+    /// let desc = Conv2dDesc::same(1, 1, 3, Epilogue::None);
+    /// let conv = Conv2d::new(&desc, &[1.0; 9], None)?;
+    /// assert!(conv.clone().shares_weights_with(&conv));
+    /// assert!(!Conv2d::new(&desc, &[1.0; 9], None)?.shares_weights_with(&conv));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
+    pub fn shares_weights_with(&self, other: &Self) -> bool {
+        self.core.shares_weights_with(&other.core)
     }
 
     /// The ISA this operator runs on.

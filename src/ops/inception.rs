@@ -121,7 +121,11 @@ pub struct InceptionWeights<'a> {
 }
 
 /// A whole Inception module (see the module docs).
-#[derive(Debug)]
+///
+/// `Inception` is `Send + Sync`: any number of threads may run one operator at once,
+/// through a reference or an `Arc`. Cloning is cheap: a clone shares the packed weights
+/// (reference-counted, never copied); see [`Inception::shares_weights_with`].
+#[derive(Clone, Debug)]
 pub struct Inception {
     config: InceptionConfig,
     conv1: ConvCore,
@@ -204,6 +208,46 @@ impl Inception {
     /// The configuration.
     pub fn config(&self) -> &InceptionConfig {
         &self.config
+    }
+
+    /// Whether `self` and `other` run on the same packed weights: true for an operator and its
+    /// clones, false for operators created separately (even from equal weights).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvParams, Inception, InceptionConfig, InceptionWeights};
+    ///
+    /// // 1 input channel, one output channel per branch, no reductions, no pool projection.
+    /// let config = InceptionConfig {
+    ///     in_channels: 1, c1x1: 1, c3x3_reduce: None, c3x3: 1, c5x5_reduce: None, c5x5: 1, pool_proj: None,
+    /// };
+    /// let (w1, w3, w5) = ([1.0], [1.0; 9], [1.0; 25]);
+    /// let weights = InceptionWeights {
+    ///     conv1x1: ConvParams { weights: &w1, bias: None },
+    ///     reduce3x3: None,
+    ///     conv3x3: ConvParams { weights: &w3, bias: None },
+    ///     reduce5x5: None,
+    ///     conv5x5: ConvParams { weights: &w5, bias: None },
+    ///     pool_proj: None,
+    /// };
+    /// let module = Inception::new(&config, &weights)?;
+    /// assert!(module.clone().shares_weights_with(&module));
+    /// assert!(!Inception::new(&config, &weights)?.shares_weights_with(&module));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
+    pub fn shares_weights_with(&self, other: &Self) -> bool {
+        let same = |a: &Option<ConvCore>, b: &Option<ConvCore>| match (a, b) {
+            (Some(a), Some(b)) => a.shares_weights_with(b),
+            (None, None) => true,
+            _ => false,
+        };
+        self.conv1.shares_weights_with(&other.conv1)
+            && same(&self.reduce3, &other.reduce3)
+            && self.conv3.shares_weights_with(&other.conv3)
+            && same(&self.reduce5, &other.reduce5)
+            && self.conv5.shares_weights_with(&other.conv5)
+            && same(&self.proj, &other.proj)
     }
 
     /// The ISA this module runs on.

@@ -43,7 +43,9 @@ impl MaxPool2dDesc {
 }
 
 /// A max-pool operator. It has no weights; creating it picks the ISA.
-#[derive(Debug)]
+///
+/// `MaxPool2d` is `Send + Sync` and cheap to clone (a few words, no buffers).
+#[derive(Clone, Debug)]
 pub struct MaxPool2d {
     desc: MaxPool2dDesc,
     window: Window,

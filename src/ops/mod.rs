@@ -21,6 +21,7 @@ pub use window::Padding;
 
 use std::cell::RefCell;
 use std::ops::Range;
+use std::sync::Arc;
 
 use aligned_vec::{AVec, ConstAlign};
 
@@ -83,8 +84,9 @@ pub(crate) fn tile_error(op: &str, e: TileError) -> Error {
 }
 
 /// What every convolution shares: validated channel counts, the chosen kernel and ISA proof,
-/// the epilogue, and the weights packed for that kernel.
-#[derive(Debug)]
+/// the epilogue, and the weights packed for that kernel. The packed weights sit behind an
+/// [`Arc`], so cloning a core (and the operator holding it) shares them instead of copying.
+#[derive(Clone, Debug)]
 pub(crate) struct ConvCore {
     pub(crate) in_channels: usize,
     pub(crate) out_channels: usize,
@@ -93,7 +95,7 @@ pub(crate) struct ConvCore {
     pub(crate) isa: Isa,
     token: IsaToken,
     pub(crate) kernel: &'static KernelInfo,
-    packed: PackedWeights,
+    packed: Arc<PackedWeights>,
 }
 
 impl ConvCore {
@@ -144,7 +146,14 @@ impl ConvCore {
                 format!("no conv kernel for ISA {isa} in this build"),
             )
         })?;
-        let packed = PackedWeights::new(weights, bias, out_channels, taps, in_channels, kernel.nr)?;
+        let packed = Arc::new(PackedWeights::new(
+            weights,
+            bias,
+            out_channels,
+            taps,
+            in_channels,
+            kernel.nr,
+        )?);
         Ok(ConvCore {
             in_channels,
             out_channels,
@@ -155,6 +164,11 @@ impl ConvCore {
             kernel,
             packed,
         })
+    }
+
+    /// Whether `self` and `other` use the same packed weights (one allocation, not equal copies).
+    pub(crate) fn shares_weights_with(&self, other: &ConvCore) -> bool {
+        Arc::ptr_eq(&self.packed, &other.packed)
     }
 
     /// Checks the views' channel counts against the weights'.

@@ -14,7 +14,11 @@ use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};
 use crate::tensor::{Nhwc, TensorView, TensorViewMut};
 
 /// Max-pool (`pool`) followed by a 1x1 convolution `in_channels -> out_channels`.
-#[derive(Debug)]
+///
+/// `PoolProjection` is `Send + Sync`: any number of threads may run one operator at once,
+/// through a reference or an `Arc`. Cloning is cheap: a clone shares the packed weights
+/// (reference-counted, never copied); see [`PoolProjection::shares_weights_with`].
+#[derive(Clone, Debug)]
 pub struct PoolProjection {
     pool: MaxPool2d,
     proj: ConvCore,
@@ -63,6 +67,23 @@ impl PoolProjection {
             options,
         )?;
         Ok(PoolProjection { pool, proj })
+    }
+
+    /// Whether `self` and `other` run on the same packed weights: true for an operator and its
+    /// clones, false for operators created separately (even from equal weights).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvParams, Epilogue, MaxPool2dDesc, PoolProjection};
+    ///
+    /// let proj = ConvParams { weights: &[1.0, -1.0], bias: None };
+    /// let op = PoolProjection::new(&MaxPool2dDesc::INCEPTION, 2, 1, proj, Epilogue::None)?;
+    /// assert!(op.clone().shares_weights_with(&op));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
+    pub fn shares_weights_with(&self, other: &Self) -> bool {
+        self.proj.shares_weights_with(&other.proj)
     }
 
     /// The ISA this operator runs on.
