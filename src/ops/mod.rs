@@ -32,6 +32,31 @@ use crate::isa::{self, Isa};
 use crate::pack::PackedWeights;
 
 /// The activation fused into an operator's store: applied in registers, never a second pass.
+/// NaN sums stay NaN (the bounds are compared, not `f32::max`ed), as in PyTorch.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{Conv1x1, Epilogue, Nhwc, Parallelism, TensorView, TensorViewMut};
+///
+/// // Four pixels of one channel, copied through each epilogue.
+/// let x = [-3.0, 0.5, 7.0, 2.0];
+/// let shape = Nhwc::new(1, 1, 4, 1);
+/// let apply = |epilogue| -> Result<Vec<f32>, incept::Error> {
+///     let copy = Conv1x1::new(1, 1, &[1.0], None, epilogue)?;
+///     let mut y = vec![0.0; 4];
+///     let input = TensorView::new(&x, shape)?;
+///     copy.run(&input, &mut TensorViewMut::new(&mut y, shape)?, Parallelism::Sequential)?;
+///     Ok(y)
+/// };
+/// assert_eq!(apply(Epilogue::None)?, [-3.0, 0.5, 7.0, 2.0]);
+/// assert_eq!(apply(Epilogue::Relu)?, [0.0, 0.5, 7.0, 2.0]);
+/// assert_eq!(apply(Epilogue::Relu6)?, [0.0, 0.5, 6.0, 2.0]);
+/// assert_eq!(apply(Epilogue::Clamp { min: -1.0, max: 1.0 })?, [-1.0, 0.5, 1.0, 1.0]);
+/// // A clamp must have min <= max.
+/// assert!(apply(Epilogue::Clamp { min: 1.0, max: -1.0 }).is_err());
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Epilogue {
     /// Store the sums as they are.
@@ -68,10 +93,26 @@ impl Epilogue {
     }
 }
 
-/// Options shared by every operator's constructor.
+/// Options shared by every operator's constructor (`with_options`); `new` uses the default,
+/// which sets no option.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{Conv1x1, Epilogue, Isa, OpOptions};
+///
+/// // Pin one operator to the portable kernels, e.g. to compare it with the SIMD ones.
+/// let options = OpOptions { max_isa: Some(Isa::Scalar) };
+/// let conv = Conv1x1::with_options(1, 1, &[1.0], None, Epilogue::None, options)?;
+/// assert_eq!(conv.isa(), Isa::Scalar);
+/// assert_eq!(OpOptions::default().max_isa, None);
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OpOptions {
-    /// Cap this operator's ISA (on top of the global cap); `None` = the best allowed.
+    /// Cap this operator's ISA (on top of the process-wide cap, see [`crate::isa`]); `None` =
+    /// the best the process-wide cap allows. An ISA this CPU lacks makes the constructor fail
+    /// with [`ErrorKind::UnsupportedIsa`].
     pub max_isa: Option<Isa>,
 }
 
