@@ -88,11 +88,12 @@
 //!
 //! An operator's constructor (`new`, or `with_options` to pass [`OpOptions`]) does all the
 //! one-time work: it checks the descriptor, channel counts, weight and bias lengths and the
-//! epilogue, picks the ISA and the microkernel, and packs the weights. Those are the only
-//! allocations an operator makes. Then `run(&input, &mut output, parallelism)` may be called any
-//! number of times, on any inputs of a valid shape: it checks the views against the operator
-//! (`output_shape` tells what output a given input needs), then computes. Every check comes
-//! before the first write, so a refused `run` leaves the output as it was.
+//! epilogue, picks the ISA and the microkernel, and packs the weights into memory the operator
+//! owns. Then `run(&input, &mut output, parallelism)` may be called any number of times, on any
+//! inputs of a valid shape: it checks the views against the operator (`output_shape` tells what
+//! output a given input needs), then computes, without allocating (the fused operators' scratch
+//! is the one exception, on a thread's first run; see below). Every check comes before the first
+//! write, so a refused `run` leaves the output as it was.
 //!
 //! Operators are `Send + Sync`, so any number of threads may call `run` on one operator at once
 //! (share it by reference or through an `Arc`). They are also `Clone`, and a clone shares the
@@ -104,11 +105,11 @@
 //! When an operator is created it takes the best ISA this CPU supports (detected once per
 //! process; [`isa::available`] lists them): AVX-512F, else AVX2+FMA, else NEON on AArch64, else
 //! portable Rust. The choice is fixed for the operator's life ([`Conv1x1::isa`] and the like
-//! report it). Three caps can lower it, and the lowest one wins:
+//! report it). Caps lower it:
 //!
-//! * the environment variable `INCEPT_MAX_ISA=scalar|avx2|avx512|neon`, read once;
-//! * [`set_max_isa`], process-wide, which overrides the environment variable (`None` lifts it);
-//! * [`OpOptions::max_isa`], for one operator, on top of the process-wide cap.
+//! * the process-wide cap: the one set with [`set_max_isa`] (`None` lifts it), else the
+//!   environment variable `INCEPT_MAX_ISA=scalar|avx2|avx512|neon`, read once;
+//! * [`OpOptions::max_isa`], for one operator; the lower of it and the process-wide cap wins.
 //!
 //! A cap affects operators created after it is set, not existing ones. A cap naming an ISA the
 //! CPU (or this build) does not have is an error of kind [`ErrorKind::UnsupportedIsa`], never an
