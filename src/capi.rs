@@ -16,6 +16,94 @@
 //!
 //! Input types are plain integers and floats (no Rust enums), so no bit pattern a C caller
 //! passes is undefined behaviour.
+//!
+//! # Using it from C
+//!
+//! The model is the Rust API's (see the crate docs): describe an operator with a plain struct,
+//! create a handle once (this validates the descriptor and packs the weights, which the caller
+//! may free afterwards), run it any number of times on `incept_tensor` / `incept_tensor_mut`
+//! descriptions of your own buffers, destroy it once. Every call returns an `incept_status`; on
+//! anything but `INCEPT_OK`, `incept_last_error()` says what was wrong, for the calling thread.
+//!
+//! ```c
+//! #include <stdio.h>
+//! #include "incept.h"
+//!
+//! int main(void) {
+//!   /* 1x1 convolution, 3 -> 2 channels, bias + ReLU, on a 2x2 image. */
+//!   const float weights[2 * 3] = {1, 1, 1, /* out 1: */ 0, -1, 0}; /* OHWI: [out][in] */
+//!   const float bias[2] = {0.5f, 0};
+//!   const float input[2 * 2 * 3] = {1, 2, 3, 0, 1, 0, -1, 0, 0, 2, 2, 2};
+//!   float output[2 * 2 * 2];
+//!
+//!   incept_conv1x1_desc desc = {.in_channels = 3, .out_channels = 2,
+//!                               .epilogue = {.kind = INCEPT_EPILOGUE_RELU}};
+//!   incept_conv_params params = {weights, 2 * 3, bias, 2};
+//!   incept_conv1x1 *conv = NULL;
+//!   if (incept_conv1x1_create(&desc, &params, &conv) != INCEPT_OK) {
+//!     fprintf(stderr, "create: %s\n", incept_last_error());
+//!     return 1;
+//!   }
+//!
+//!   /* pixel_stride 0 means dense; a wider stride and an offset select a channel slice. */
+//!   incept_tensor x = {input, 12, .n = 1, .h = 2, .w = 2, .c = 3};
+//!   incept_tensor_mut y = {output, 8, .n = 1, .h = 2, .w = 2, .c = 2};
+//!   /* threads: 0 = rayon's global pool, 1 = this thread, n = a pool of n threads in the handle. */
+//!   if (incept_conv1x1_run(conv, &x, &y, 1) != INCEPT_OK) {
+//!     fprintf(stderr, "run: %s\n", incept_last_error());
+//!   }
+//!   incept_conv1x1_destroy(conv);
+//!   return 0;
+//! }
+//! ```
+//!
+//! Any number of threads may run one handle at once, and the result is bit-identical for every
+//! `threads`. `examples/c/inception.c` runs a whole Inception module this way and checks it
+//! against a C reference; the README shows how to link `libincept.a` or `libincept.so` from a
+//! Makefile or CMake.
+//!
+//! The same calls work from Rust, which is how `tests/capi.rs` tests them:
+//!
+//! ```
+//! use incept::capi::*;
+//!
+//! let weights = [1.0f32, 1.0, 1.0, 0.0, -1.0, 0.0];
+//! let bias = [0.5f32, 0.0];
+//! let input = [1.0f32, 2.0, 3.0, 0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 2.0, 2.0, 2.0];
+//! let mut output = [0.0f32; 8];
+//! let desc = incept_conv1x1_desc {
+//!     in_channels: 3,
+//!     out_channels: 2,
+//!     epilogue: incept_epilogue { kind: INCEPT_EPILOGUE_RELU, min: 0.0, max: 0.0 },
+//!     max_isa: INCEPT_ISA_AUTO,
+//! };
+//! let params = incept_conv_params {
+//!     weights: weights.as_ptr(),
+//!     weights_len: weights.len(),
+//!     bias: bias.as_ptr(),
+//!     bias_len: bias.len(),
+//! };
+//! let mut conv = std::ptr::null_mut();
+//! // SAFETY: every pointer is valid for the call and the buffers' lengths are the ones given.
+//! let status = unsafe { incept_conv1x1_create(&desc, &params, &mut conv) };
+//! assert_eq!(status, incept_status::INCEPT_OK);
+//!
+//! let x = incept_tensor {
+//!     data: input.as_ptr(), len: input.len(), n: 1, h: 2, w: 2, c: 3, pixel_stride: 0, offset: 0,
+//! };
+//! let y = incept_tensor_mut {
+//!     data: output.as_mut_ptr(), len: 8, n: 1, h: 2, w: 2, c: 2, pixel_stride: 0, offset: 0,
+//! };
+//! // SAFETY: `x` and `y` describe live, disjoint buffers of the lengths they give, and nothing
+//! // else touches them during the call.
+//! let status = unsafe { incept_conv1x1_run(conv, &x, &y, 1) };
+//! assert_eq!(status, incept_status::INCEPT_OK);
+//! assert_eq!(output, [6.5, 0.0, 1.5, 0.0, 0.0, 0.0, 6.5, 0.0]);
+//!
+//! assert_eq!(incept_conv1x1_destroy(conv), incept_status::INCEPT_OK);
+//! // A destroyed handle is reported, never freed twice.
+//! assert_eq!(incept_conv1x1_destroy(conv), incept_status::INCEPT_INVALID_HANDLE);
+//! ```
 #![allow(non_camel_case_types)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]

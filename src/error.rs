@@ -3,6 +3,21 @@
 use std::fmt;
 
 /// What kind of mistake an [`Error`] reports. The message says which field and which numbers.
+/// The enum is `non_exhaustive`: match it with a wildcard arm.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{ErrorKind, Nhwc, TensorView};
+///
+/// let err = TensorView::new(&[0.0; 3], Nhwc::new(1, 1, 1, 4)).unwrap_err();
+/// let advice = match err.kind() {
+///     ErrorKind::BufferTooSmall => "pass a longer slice",
+///     ErrorKind::InvalidArgument | ErrorKind::ShapeMismatch => "fix the shapes",
+///     _ => "see the message",
+/// };
+/// assert_eq!(advice, "pass a longer slice");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -20,8 +35,21 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// An error from incept: a [`ErrorKind`] and a message such as
-/// `"input channels 190 do not match weights' 192"`.
+/// An error from incept: an [`ErrorKind`] and a message such as
+/// `"input channels 190 do not match weights' 192"`. It implements [`std::error::Error`], so it
+/// converts into `Box<dyn Error>` and friends with `?`.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{Conv1x1, Epilogue, ErrorKind};
+///
+/// // A bias needs one value per output channel.
+/// let err = Conv1x1::new(4, 2, &[0.0; 8], Some(&[0.0; 3]), Epilogue::None).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::ShapeMismatch);
+/// assert_eq!(err.to_string(), "conv1x1 bias has 3 elements but there are 2 output channels");
+/// assert_eq!(err.message(), err.to_string());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
@@ -37,6 +65,16 @@ impl Error {
     }
 
     /// The kind of mistake.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ErrorKind, Isa};
+    ///
+    /// let err = "sse2".parse::<Isa>().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::UnsupportedIsa);
+    /// assert!(err.message().contains("unknown ISA 'sse2'"));
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
@@ -55,7 +93,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// `Result` with incept's [`Error`].
+/// `Result` with incept's [`Error`]. Doc examples end with `Ok::<(), incept::Error>(())` so
+/// that `?` works in them.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Shorthand constructors used across the crate.

@@ -17,7 +17,22 @@ use incept_kernels::{IsaToken, KernelIsa};
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// An instruction set incept has kernels for.
+/// An instruction set incept has kernels for. It parses from and prints as the names the CLI
+/// and `INCEPT_MAX_ISA` use.
+///
+/// # Examples
+///
+/// ```
+/// use incept::Isa;
+///
+/// let isa: Isa = " AVX2 ".parse()?; // trimmed, any case
+/// assert_eq!(isa, Isa::Avx2);
+/// assert_eq!(isa.to_string(), "avx2");
+/// assert!("avx-1024".parse::<Isa>().is_err());
+/// // The portable path runs everywhere.
+/// assert!(Isa::Scalar.is_available());
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Isa {
     /// Portable Rust, any CPU.
@@ -34,7 +49,17 @@ pub enum Isa {
 pub const ALL_ISAS: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
 
 impl Isa {
-    /// The name used by the CLI and `INCEPT_MAX_ISA`.
+    /// The name used by the CLI and `INCEPT_MAX_ISA` (also what `Display` prints).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::Isa;
+    ///
+    /// assert_eq!(Isa::Avx512.name(), "avx512");
+    /// assert_eq!(Isa::Avx512.name().parse::<Isa>()?, Isa::Avx512);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
@@ -63,6 +88,16 @@ impl Isa {
     }
 
     /// Whether this CPU (and this build) can run the ISA's kernels.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{isa, Isa};
+    ///
+    /// for candidate in isa::ALL_ISAS {
+    ///     assert_eq!(candidate.is_available(), isa::available().contains(&candidate));
+    /// }
+    /// ```
     pub fn is_available(self) -> bool {
         available().contains(&self)
     }
@@ -111,7 +146,17 @@ fn unsupported(isa: Isa) -> Error {
     )
 }
 
-/// The ISAs this CPU supports, detected once, lowest first.
+/// The ISAs this CPU supports, detected once, lowest first. Always includes [`Isa::Scalar`].
+///
+/// # Examples
+///
+/// ```
+/// use incept::{isa, Isa};
+///
+/// let isas = isa::available();
+/// assert_eq!(isas[0], Isa::Scalar);
+/// assert!(isas.contains(&isa::best_available()));
+/// ```
 pub fn available() -> &'static [Isa] {
     static AVAILABLE: OnceLock<Vec<Isa>> = OnceLock::new();
     AVAILABLE.get_or_init(|| {
@@ -123,6 +168,19 @@ pub fn available() -> &'static [Isa] {
 }
 
 /// The best ISA this CPU supports, ignoring any cap.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{isa, Conv1x1, Epilogue};
+///
+/// let conv = Conv1x1::new(1, 1, &[1.0], None, Epilogue::None)?;
+/// // Without a cap (none is set here unless INCEPT_MAX_ISA is) an operator gets the best ISA.
+/// if isa::max_isa()?.is_none() {
+///     assert_eq!(conv.isa(), isa::best_available());
+/// }
+/// # Ok::<(), incept::Error>(())
+/// ```
 pub fn best_available() -> Isa {
     available()
         .iter()
@@ -135,7 +193,27 @@ pub fn best_available() -> Isa {
 static API_CAP: AtomicU8 = AtomicU8::new(0);
 
 /// Sets (or with `None` clears) the process-wide cap. Operators created afterwards use at most
-/// this ISA. Wins over `INCEPT_MAX_ISA`. Errors if this CPU lacks `cap`.
+/// this ISA; existing operators keep theirs. Wins over `INCEPT_MAX_ISA`.
+///
+/// # Errors
+///
+/// [`ErrorKind::UnsupportedIsa`] if this CPU (or build) lacks `cap`; the cap in force is then
+/// unchanged.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{isa, set_max_isa, Conv1x1, Epilogue, Isa};
+///
+/// set_max_isa(Some(Isa::Scalar))?;
+/// let conv = Conv1x1::new(1, 1, &[2.0], None, Epilogue::None)?;
+/// assert_eq!(conv.isa(), Isa::Scalar);
+/// assert_eq!(isa::max_isa()?, Some(Isa::Scalar));
+///
+/// set_max_isa(None)?; // back to the environment's cap, if any
+/// assert_eq!(conv.isa(), Isa::Scalar); // created under the cap, keeps its ISA
+/// # Ok::<(), incept::Error>(())
+/// ```
 pub fn set_max_isa(cap: Option<Isa>) -> Result<()> {
     let code = match cap {
         Some(isa) => {
@@ -149,7 +227,22 @@ pub fn set_max_isa(cap: Option<Isa>) -> Result<()> {
 }
 
 /// The process-wide cap in force: the one set by [`set_max_isa`], else `INCEPT_MAX_ISA`, else none.
-/// Errors if `INCEPT_MAX_ISA` is not a known ISA name.
+///
+/// # Errors
+///
+/// [`ErrorKind::UnsupportedIsa`] if `INCEPT_MAX_ISA` is not a known ISA name (and no
+/// [`set_max_isa`] cap overrides it).
+///
+/// # Examples
+///
+/// ```
+/// use incept::{isa, set_max_isa, Isa};
+///
+/// set_max_isa(Some(Isa::Scalar))?;
+/// assert_eq!(isa::max_isa()?, Some(Isa::Scalar));
+/// # set_max_isa(None)?;
+/// # Ok::<(), incept::Error>(())
+/// ```
 pub fn max_isa() -> Result<Option<Isa>> {
     match API_CAP.load(Ordering::Relaxed) {
         0 => env_cap().clone(),
@@ -171,7 +264,24 @@ fn env_cap() -> &'static Result<Option<Isa>> {
 }
 
 /// The ISA an operator runs on: the best available one not above the global cap nor `op_cap`.
-/// Errors if a cap names an ISA this CPU lacks.
+/// Every constructor calls this with its [`OpOptions::max_isa`](crate::OpOptions::max_isa).
+///
+/// # Errors
+///
+/// [`ErrorKind::UnsupportedIsa`] if a cap names an ISA this CPU lacks, or `INCEPT_MAX_ISA` is
+/// not an ISA name.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{isa, Isa};
+///
+/// assert_eq!(isa::resolve(Some(Isa::Scalar))?, Isa::Scalar);
+/// // With no cap of its own an operator gets the best ISA the process-wide cap allows.
+/// let best = isa::resolve(None)?;
+/// assert!(isa::available().contains(&best));
+/// # Ok::<(), incept::Error>(())
+/// ```
 pub fn resolve(op_cap: Option<Isa>) -> Result<Isa> {
     let mut limit = u8::MAX;
     for cap in [max_isa()?, op_cap].into_iter().flatten() {

@@ -10,7 +10,29 @@ use rayon::ThreadPool;
 
 use crate::error::Result;
 
-/// Where an operator's work runs.
+/// Where an operator's work runs: the last argument of every `run`. Whatever it is, the result
+/// is bit-identical (see the crate docs on determinism).
+///
+/// # Examples
+///
+/// ```
+/// use incept::{MaxPool2d, MaxPool2dDesc, Nhwc, Parallelism, TensorView, TensorViewMut};
+///
+/// let pool = MaxPool2d::new(&MaxPool2dDesc::INCEPTION)?;
+/// let shape = Nhwc::new(1, 64, 64, 16);
+/// let x: Vec<f32> = (0..shape.element_count()?).map(|i| (i % 7) as f32).collect();
+/// let input = TensorView::new(&x, shape)?;
+///
+/// let threads = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+/// let mut outputs = Vec::new();
+/// for par in [Parallelism::Sequential, Parallelism::Global, Parallelism::Pool(&threads)] {
+///     let mut y = vec![0.0; shape.element_count()?];
+///     pool.run(&input, &mut TensorViewMut::new(&mut y, shape)?, par)?;
+///     outputs.push(y);
+/// }
+/// assert!(outputs.windows(2).all(|w| w[0] == w[1]));
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub enum Parallelism<'p> {
     /// On the calling thread only.
@@ -18,12 +40,23 @@ pub enum Parallelism<'p> {
     /// On rayon's global pool (or the pool the caller is already running in).
     #[default]
     Global,
-    /// On a caller-supplied pool.
+    /// On a caller-supplied pool (the pool's threads do the work; the calling thread waits).
     Pool(&'p ThreadPool),
 }
 
 impl Parallelism<'_> {
     /// Number of threads this choice can use.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::Parallelism;
+    ///
+    /// let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    /// assert_eq!(Parallelism::Pool(&pool).threads(), 3);
+    /// assert_eq!(Parallelism::Sequential.threads(), 1);
+    /// assert_eq!(Parallelism::Global.threads(), rayon::current_num_threads());
+    /// ```
     pub fn threads(&self) -> usize {
         match self {
             Parallelism::Sequential => 1,

@@ -10,7 +10,20 @@
 
 use crate::error::{checked_product, invalid, mismatch, Error, ErrorKind, Result};
 
-/// The logical shape of an NHWC tensor.
+/// The logical shape of an NHWC tensor: `n` images of `h` rows of `w` pixels of `c` channels,
+/// channels fastest.
+///
+/// # Examples
+///
+/// ```
+/// use incept::Nhwc;
+///
+/// let shape = Nhwc::new(2, 28, 28, 192);
+/// assert_eq!(shape.pixels(), 2 * 28 * 28);
+/// assert_eq!(shape.element_count()?, 2 * 28 * 28 * 192);
+/// assert_eq!(shape.to_string(), "2x28x28x192");
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Nhwc {
     /// Batch.
@@ -24,17 +37,50 @@ pub struct Nhwc {
 }
 
 impl Nhwc {
-    /// Shorthand constructor.
+    /// Shorthand constructor, usable in `const` items.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::Nhwc;
+    ///
+    /// const GOOGLENET_3A: Nhwc = Nhwc::new(1, 28, 28, 192);
+    /// assert_eq!(GOOGLENET_3A, Nhwc { n: 1, h: 28, w: 28, c: 192 });
+    /// ```
     pub const fn new(n: usize, h: usize, w: usize, c: usize) -> Self {
         Nhwc { n, h, w, c }
     }
 
     /// Number of pixels, `n * h * w` (saturating at `usize::MAX`; a view's shape never does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::Nhwc;
+    ///
+    /// assert_eq!(Nhwc::new(2, 3, 4, 100).pixels(), 24);
+    /// assert_eq!(Nhwc::new(usize::MAX, 2, 1, 1).pixels(), usize::MAX);
+    /// ```
     pub fn pixels(&self) -> usize {
         self.n.saturating_mul(self.h).saturating_mul(self.w)
     }
 
     /// Number of elements of a dense tensor of this shape, checked for overflow.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Overflow`] if `n * h * w * c` does not fit in `usize`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ErrorKind, Nhwc};
+    ///
+    /// assert_eq!(Nhwc::new(1, 2, 3, 4).element_count()?, 24);
+    /// let huge = Nhwc::new(usize::MAX, 2, 1, 1);
+    /// assert_eq!(huge.element_count().unwrap_err().kind(), ErrorKind::Overflow);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn element_count(&self) -> Result<usize> {
         checked_product("tensor element count", &[self.n, self.h, self.w, self.c])
     }
@@ -122,14 +168,34 @@ macro_rules! view_accessors {
         pub fn span(&self) -> usize {
             (self.shape.pixels() - 1) * self.pixel_stride + self.shape.c
         }
-        /// Index of element `(b, y, x, ch)` in the underlying slice.
+        /// Index of element `(b, y, x, ch)` in the underlying slice:
+        /// `offset + ((b*h + y)*w + x) * pixel_stride + ch`.
         pub fn index(&self, b: usize, y: usize, x: usize, ch: usize) -> usize {
             self.offset + ((b * self.shape.h + y) * self.shape.w + x) * self.pixel_stride + ch
         }
     };
 }
 
-/// A read-only NHWC view (see the module docs).
+/// A read-only NHWC view over a caller's slice (see the module docs): the input of every
+/// operator. It is `Copy`: views are cheap descriptions, the data stay where they are.
+///
+/// # Examples
+///
+/// A 1x2x2x3 tensor stored as channels 1..4 of a 1x2x2x5 one (pixel stride 5, offset 1):
+///
+/// ```
+/// use incept::{Nhwc, TensorView};
+///
+/// let data: Vec<f32> = (0..20).map(|i| i as f32).collect();
+/// let view = TensorView::with_layout(&data, Nhwc::new(1, 2, 2, 3), 5, 1)?;
+/// assert_eq!((view.pixel_stride(), view.offset()), (5, 1));
+/// // Pixel (y = 1, x = 0), channel 2 of the view is element 1 + 2 * 5 + 2 of the slice.
+/// assert_eq!(view.index(0, 1, 0, 2), 13);
+/// assert_eq!(view.data()[view.index(0, 1, 0, 2)], 13.0);
+/// // From the first element of pixel 0 to the last of pixel 3: 3 * 5 + 3 elements.
+/// assert_eq!(view.span(), 18);
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct TensorView<'a> {
     data: &'a [f32],
@@ -140,11 +206,49 @@ pub struct TensorView<'a> {
 
 impl<'a> TensorView<'a> {
     /// A dense tensor: pixel stride = channels, offset 0.
+    ///
+    /// # Errors
+    ///
+    /// As [`TensorView::with_layout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Nhwc, TensorView};
+    ///
+    /// let data = [0.0; 2 * 3 * 4];
+    /// let view = TensorView::new(&data, Nhwc::new(1, 2, 3, 4))?;
+    /// assert_eq!(view.pixel_stride(), 4);
+    /// assert_eq!(view.span(), data.len());
+    /// assert!(TensorView::new(&data[1..], Nhwc::new(1, 2, 3, 4)).is_err());
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn new(data: &'a [f32], shape: Nhwc) -> Result<Self> {
         Self::with_layout(data, shape, shape.c, 0)
     }
 
     /// A view with an explicit pixel stride and offset (e.g. a channel slice of a wider tensor).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidArgument`] if a dimension is 0 or `pixel_stride < shape.c`;
+    /// [`ErrorKind::Overflow`] if the extent overflows `usize`; [`ErrorKind::BufferTooSmall`]
+    /// if `data` ends before the last element of the last pixel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ErrorKind, Nhwc, TensorView};
+    ///
+    /// let data = [0.0; 16];
+    /// // Channels 2..4 of a 2x2 image with 4 channels: pixel stride 4, offset 2.
+    /// let view = TensorView::with_layout(&data, Nhwc::new(1, 2, 2, 2), 4, 2)?;
+    /// assert_eq!(view.offset() + view.span(), 16);
+    /// // One more element of offset and the last pixel no longer fits.
+    /// let err = TensorView::with_layout(&data, Nhwc::new(1, 2, 2, 2), 4, 3).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::BufferTooSmall);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn with_layout(
         data: &'a [f32],
         shape: Nhwc,
@@ -160,7 +264,25 @@ impl<'a> TensorView<'a> {
         })
     }
 
-    /// The channels `start..start + count` of this view.
+    /// The channels `start..start + count` of this view, as a view of the same slice.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidArgument`] if `count` is 0 or the range ends past the view's channels.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Nhwc, TensorView};
+    ///
+    /// let data: Vec<f32> = (0..8).map(|i| i as f32).collect();
+    /// let view = TensorView::new(&data, Nhwc::new(1, 1, 2, 4))?;
+    /// let last_two = view.channels(2, 2)?;
+    /// assert_eq!((last_two.shape().c, last_two.pixel_stride(), last_two.offset()), (2, 4, 2));
+    /// assert_eq!(data[last_two.index(0, 0, 1, 0)], 6.0);
+    /// assert!(view.channels(3, 2).is_err());
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn channels(&self, start: usize, count: usize) -> Result<TensorView<'a>> {
         check_channel_slice("input", self.shape.c, start, count)?;
         Ok(TensorView {
@@ -173,7 +295,8 @@ impl<'a> TensorView<'a> {
         })
     }
 
-    /// The whole underlying slice.
+    /// The whole underlying slice, including elements outside the view: index it with
+    /// [`TensorView::index`].
     pub fn data(&self) -> &'a [f32] {
         self.data
     }
@@ -181,8 +304,28 @@ impl<'a> TensorView<'a> {
     view_accessors!();
 }
 
-/// A writable NHWC view (see the module docs). Elements outside the view (other channels of a
-/// wider tensor) are never written.
+/// A writable NHWC view over a caller's slice (see the module docs): the output of every
+/// operator. Elements outside the view (other channels of a wider tensor) are never written.
+///
+/// # Examples
+///
+/// Two operators writing side by side into one 3-channel tensor (a concatenation with no copy):
+///
+/// ```
+/// use incept::{Conv1x1, Epilogue, Nhwc, Parallelism, TensorView, TensorViewMut};
+///
+/// let x = [1.0, 2.0]; // one pixel, two channels
+/// let sum = Conv1x1::new(2, 1, &[1.0, 1.0], None, Epilogue::None)?;
+/// let copy = Conv1x1::new(2, 2, &[1.0, 0.0, 0.0, 1.0], None, Epilogue::None)?;
+///
+/// let mut out = [0.0; 3];
+/// let input = TensorView::new(&x, Nhwc::new(1, 1, 1, 2))?;
+/// let mut concat = TensorViewMut::new(&mut out, Nhwc::new(1, 1, 1, 3))?;
+/// sum.run(&input, &mut concat.channels(0, 1)?, Parallelism::Sequential)?;
+/// copy.run(&input, &mut concat.channels(1, 2)?, Parallelism::Sequential)?;
+/// assert_eq!(out, [3.0, 1.0, 2.0]);
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct TensorViewMut<'a> {
     data: &'a mut [f32],
@@ -193,11 +336,42 @@ pub struct TensorViewMut<'a> {
 
 impl<'a> TensorViewMut<'a> {
     /// A dense tensor: pixel stride = channels, offset 0.
+    ///
+    /// # Errors
+    ///
+    /// As [`TensorViewMut::with_layout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Nhwc, TensorViewMut};
+    ///
+    /// let mut data = vec![0.0; 2 * 2 * 8];
+    /// let view = TensorViewMut::new(&mut data, Nhwc::new(1, 2, 2, 8))?;
+    /// assert_eq!(view.index(0, 1, 1, 7), 31);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn new(data: &'a mut [f32], shape: Nhwc) -> Result<Self> {
         Self::with_layout(data, shape, shape.c, 0)
     }
 
     /// A view with an explicit pixel stride and offset (e.g. a channel slice of a wider tensor).
+    ///
+    /// # Errors
+    ///
+    /// As [`TensorView::with_layout`] (messages say `output` instead of `input`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Nhwc, TensorViewMut};
+    ///
+    /// // The last 4 of 10 channels of a 3x3 image.
+    /// let mut data = vec![0.0; 3 * 3 * 10];
+    /// let view = TensorViewMut::with_layout(&mut data, Nhwc::new(1, 3, 3, 4), 10, 6)?;
+    /// assert_eq!(view.offset() + view.span(), 90);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn with_layout(
         data: &'a mut [f32],
         shape: Nhwc,
@@ -213,7 +387,25 @@ impl<'a> TensorViewMut<'a> {
         })
     }
 
-    /// The channels `start..start + count` of this view, borrowing it mutably.
+    /// The channels `start..start + count` of this view, borrowing it mutably (one slice at a
+    /// time; see the type's example for filling a tensor slice by slice).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidArgument`] if `count` is 0 or the range ends past the view's channels.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Nhwc, TensorViewMut};
+    ///
+    /// let mut data = [0.0; 6];
+    /// let mut view = TensorViewMut::new(&mut data, Nhwc::new(1, 1, 2, 3))?;
+    /// let slice = view.channels(1, 2)?;
+    /// assert_eq!((slice.shape().c, slice.pixel_stride(), slice.offset()), (2, 3, 1));
+    /// assert!(view.channels(0, 0).is_err());
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn channels(&mut self, start: usize, count: usize) -> Result<TensorViewMut<'_>> {
         check_channel_slice("output", self.shape.c, start, count)?;
         Ok(TensorViewMut {
@@ -227,7 +419,7 @@ impl<'a> TensorViewMut<'a> {
         })
     }
 
-    /// The whole underlying slice.
+    /// The whole underlying slice, read-only (an operator's results, once it has run).
     pub fn data(&self) -> &[f32] {
         self.data
     }

@@ -4,7 +4,18 @@
 
 use crate::error::{checked_product, Error, ErrorKind, Result};
 
-/// A convolution weight layout.
+/// A convolution weight layout: the order of the four weight axes in memory, outermost first.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{to_ohwi, WeightLayout, WeightShape};
+///
+/// // Converting from incept's own layout is a plain copy.
+/// let shape = WeightShape { out_channels: 2, kh: 1, kw: 1, in_channels: 2 };
+/// assert_eq!(to_ohwi(&[1.0, 2.0, 3.0, 4.0], WeightLayout::Ohwi, shape)?, [1.0, 2.0, 3.0, 4.0]);
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WeightLayout {
     /// `[out][kh][kw][in]`, incept's own.
@@ -15,7 +26,18 @@ pub enum WeightLayout {
     Hwio,
 }
 
-/// The dimensions of a convolution's weights.
+/// The dimensions of a convolution's weights, whatever their layout.
+///
+/// # Examples
+///
+/// ```
+/// use incept::WeightShape;
+///
+/// // GoogLeNet 3a's 5x5 branch: 32 filters of 5x5 over 16 reduced channels.
+/// let shape = WeightShape { out_channels: 32, kh: 5, kw: 5, in_channels: 16 };
+/// assert_eq!(shape.element_count()?, 12_800);
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct WeightShape {
     /// Output channels.
@@ -29,7 +51,23 @@ pub struct WeightShape {
 }
 
 impl WeightShape {
-    /// Number of weights, checked for overflow.
+    /// Number of weights, `out_channels * kh * kw * in_channels`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Overflow`] if the product does not fit in `usize`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ErrorKind, WeightShape};
+    ///
+    /// let shape = WeightShape { out_channels: 64, kh: 3, kw: 3, in_channels: 32 };
+    /// assert_eq!(shape.element_count()?, 64 * 9 * 32);
+    /// let huge = WeightShape { out_channels: usize::MAX, ..shape };
+    /// assert_eq!(huge.element_count().unwrap_err().kind(), ErrorKind::Overflow);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn element_count(&self) -> Result<usize> {
         checked_product(
             "weight count",
@@ -38,7 +76,29 @@ impl WeightShape {
     }
 }
 
-/// Converts `data`, laid out as `from`, into a new OHWI vector.
+/// Converts `data`, laid out as `from`, into a new OHWI vector, ready for an operator's
+/// constructor.
+///
+/// # Errors
+///
+/// [`ErrorKind::BufferTooSmall`] if `data.len()` is not `shape`'s element count;
+/// [`ErrorKind::Overflow`] if that count overflows `usize`.
+///
+/// # Examples
+///
+/// A TensorFlow (HWIO) 1x1 weight with 2 inputs and 3 outputs: `[in][out]` in memory.
+///
+/// ```
+/// use incept::{to_ohwi, Conv1x1, Epilogue, WeightLayout, WeightShape};
+///
+/// let hwio = [1.0, 2.0, 3.0, /* input channel 1: */ 4.0, 5.0, 6.0];
+/// let shape = WeightShape { out_channels: 3, kh: 1, kw: 1, in_channels: 2 };
+/// let ohwi = to_ohwi(&hwio, WeightLayout::Hwio, shape)?;
+/// assert_eq!(ohwi, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]); // [out][in]
+/// let conv = Conv1x1::new(2, 3, &ohwi, None, Epilogue::None)?;
+/// assert_eq!(conv.out_channels(), 3);
+/// # Ok::<(), incept::Error>(())
+/// ```
 pub fn to_ohwi(data: &[f32], from: WeightLayout, shape: WeightShape) -> Result<Vec<f32>> {
     let len = shape.element_count()?;
     if data.len() != len {

@@ -20,6 +20,62 @@
 //! tests run one suite against all of them. The raw entry point ([`TileKernel`]) is `unsafe`;
 //! [`run_tile`] is the safe front door that checks every address the tile touches against the
 //! slices it is given, in O(1) per call.
+//!
+//! # Using the kernels directly
+//!
+//! The crate is `no_std` and allocates nothing. Three steps, all safe:
+//!
+//! 1. Pick a kernel: [`conv_kernel`] gives the one compiled for an ISA, and [`IsaToken::new`]
+//!    proves the running CPU supports it (no token, no call).
+//! 2. Pack the weights into blocks of the kernel's `nr` output channels, as drawn above.
+//! 3. Describe each tile of at most `mr` pixels with a [`Tile`] and call [`run_tile`], which
+//!    refuses (with a [`TileError`]) any tile that would touch memory outside the slices.
+//!
+//! # Examples
+//!
+//! A 1x1 convolution of two pixels, 3 -> 2 channels, on the best kernel this CPU has:
+//!
+//! ```
+//! use incept_kernels::{conv_kernel, run_tile, Clamp, IsaToken, KernelIsa, Tap, TapSet, Tile};
+//!
+//! let (kernel, token) = [KernelIsa::Avx512, KernelIsa::Avx2, KernelIsa::Neon, KernelIsa::Scalar]
+//!     .into_iter()
+//!     .find_map(|isa| Some((conv_kernel(isa)?, IsaToken::new(isa)?)))
+//!     .expect("the portable kernel is always there");
+//!
+//! // Weights [out][in] and bias of the two output channels.
+//! let (w, bias) = ([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]], [0.5, 0.0]);
+//! // One packed block: nr biases, then for each input channel nr weights (zero-padded).
+//! let nr = kernel.nr;
+//! let mut packed = vec![0.0f32; nr * (1 + 3)];
+//! for o in 0..2 {
+//!     packed[o] = bias[o];
+//!     for i in 0..3 {
+//!         packed[nr + i * nr + o] = w[o][i];
+//!     }
+//! }
+//!
+//! let a = [1.0, 2.0, 3.0, /* pixel 1: */ 4.0, 5.0, 6.0];
+//! let mut c = [0.0; 4];
+//! let one_tap = [Tap { input_offset: 0, weight_offset: 0 }];
+//! let tile = Tile {
+//!     mr: 2,
+//!     nr: 2,
+//!     k: 3,
+//!     a_offset: 0,
+//!     a_pixel_stride: 3,
+//!     w_offset: 0,
+//!     c_offset: 0,
+//!     c_pixel_stride: 2,
+//!     clamp: Clamp::NONE,
+//! };
+//! run_tile(kernel, &tile, &TapSet::new(&one_tap), &a, &packed, &mut c, token)?;
+//! assert_eq!(c, [1.5, 6.0, 4.5, 15.0]);
+//! # Ok::<(), incept_kernels::TileError>(())
+//! ```
+//!
+//! The max-pool kernels work the same way through [`pool::run_pool_line`], and
+//! [`scalar::reference`] holds the plain-loop layers every kernel is tested against.
 #![no_std]
 #![deny(missing_docs)]
 
@@ -41,6 +97,17 @@ pub mod aarch64_neon;
 /// The clamp is `if x < min { min } else if x > max { max } else { x }`, so NaN passes through
 /// unchanged (IEEE comparisons with NaN are false) and `-0.0` is not turned into `+0.0`. ReLU is
 /// `[0, +inf]`, no epilogue is `[-inf, +inf]`.
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::Clamp;
+///
+/// let relu6 = Clamp { min: 0.0, max: 6.0 };
+/// assert_eq!([relu6.apply(-1.0), relu6.apply(2.5), relu6.apply(9.0)], [0.0, 2.5, 6.0]);
+/// assert!(relu6.apply(f32::NAN).is_nan());
+/// assert_eq!(Clamp::NONE.apply(-1e30), -1e30);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct Clamp {
@@ -58,6 +125,16 @@ impl Clamp {
     };
 
     /// Applies the clamp to one value, with the NaN and signed-zero rules above.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept_kernels::Clamp;
+    ///
+    /// let relu = Clamp { min: 0.0, max: f32::INFINITY };
+    /// assert_eq!(relu.apply(-2.0), 0.0);
+    /// assert!(relu.apply(-0.0).is_sign_negative()); // -0.0 is not below 0.0: kept as it is
+    /// ```
     #[inline(always)]
     pub fn apply(self, x: f32) -> f32 {
         if x < self.min {
@@ -71,6 +148,21 @@ impl Clamp {
 }
 
 /// One tap of a convolution window as a microkernel sees it.
+///
+/// # Examples
+///
+/// The taps of a 1x3 window over an NHWC row with `c` channels per pixel, for a kernel whose
+/// blocks are `nr` channels wide: tap `t` reads the pixel `t` to the right and the `t`-th
+/// `c x nr` slab of weights.
+///
+/// ```
+/// use incept_kernels::Tap;
+///
+/// let (c, nr) = (4, 8);
+/// let taps: Vec<Tap> =
+///     (0..3).map(|t| Tap { input_offset: (t * c) as isize, weight_offset: t * c * nr }).collect();
+/// assert_eq!(taps[2], Tap { input_offset: 8, weight_offset: 64 });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct Tap {
@@ -81,6 +173,8 @@ pub struct Tap {
 }
 
 /// Everything one microkernel call needs, as raw pointers: the contract of [`TileKernel`].
+/// [`run_tile`] builds it after checking a [`Tile`]; build one yourself only to call a
+/// [`TileKernel`] directly, under its safety contract.
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub struct TileArgs {
@@ -119,6 +213,17 @@ pub struct TileArgs {
 pub type TileKernel = unsafe fn(&TileArgs);
 
 /// Instruction sets the kernels are written for.
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::{conv_kernel, cpu_supports, KernelIsa};
+///
+/// let isas = [KernelIsa::Scalar, KernelIsa::Avx2, KernelIsa::Avx512, KernelIsa::Neon];
+/// let usable: Vec<KernelIsa> =
+///     isas.into_iter().filter(|&isa| cpu_supports(isa) && conv_kernel(isa).is_some()).collect();
+/// assert!(usable.contains(&KernelIsa::Scalar));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KernelIsa {
     /// Portable Rust, any CPU.
@@ -132,6 +237,16 @@ pub enum KernelIsa {
 }
 
 /// A microkernel with its tile geometry, named XNNPACK-style: `conv_{MR}x{NR}__{isa}`.
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::{conv_kernel, KernelIsa};
+///
+/// let scalar = conv_kernel(KernelIsa::Scalar).unwrap();
+/// assert_eq!((scalar.name, scalar.mr, scalar.nr), ("conv_4x8__scalar", 4, 8));
+/// assert_eq!(scalar.isa, KernelIsa::Scalar);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct KernelInfo {
     /// Name, e.g. `conv_14x32__avx512f_broadcast`.
@@ -148,6 +263,16 @@ pub struct KernelInfo {
 
 /// The tile kernel for `isa`, if this target compiles one (whether or not this CPU supports it:
 /// check with [`IsaToken::new`]).
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::{conv_kernel, KernelIsa};
+///
+/// assert!(conv_kernel(KernelIsa::Scalar).is_some());
+/// // Each target compiles only its own family: x86-64 has no NEON kernel.
+/// assert_eq!(conv_kernel(KernelIsa::Neon).is_some(), cfg!(target_arch = "aarch64"));
+/// ```
 pub fn conv_kernel(isa: KernelIsa) -> Option<&'static KernelInfo> {
     match isa {
         KernelIsa::Scalar => Some(&scalar::CONV_4X8),
@@ -163,6 +288,17 @@ pub fn conv_kernel(isa: KernelIsa) -> Option<&'static KernelInfo> {
 }
 
 /// A set of taps with its extents precomputed, so checking a tile costs O(1).
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::{Tap, TapSet};
+///
+/// let taps =
+///     [Tap { input_offset: -3, weight_offset: 0 }, Tap { input_offset: 3, weight_offset: 24 }];
+/// let set = TapSet::new(&taps);
+/// assert_eq!(set.taps().len(), 2);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct TapSet<'t> {
     taps: &'t [Tap],
@@ -172,7 +308,18 @@ pub struct TapSet<'t> {
 }
 
 impl<'t> TapSet<'t> {
-    /// Wraps `taps` (which may be empty).
+    /// Wraps `taps` (which may be empty), scanning them once for their extents.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept_kernels::{Tap, TapSet};
+    ///
+    /// let empty = TapSet::new(&[]);
+    /// assert!(empty.taps().is_empty());
+    /// let one = [Tap { input_offset: 0, weight_offset: 0 }];
+    /// assert_eq!(TapSet::new(&one).taps(), &one);
+    /// ```
     pub fn new(taps: &'t [Tap]) -> Self {
         let mut set = TapSet {
             taps,
@@ -198,7 +345,8 @@ impl<'t> TapSet<'t> {
     }
 }
 
-/// Geometry of one tile in element offsets into the slices given to [`run_tile`].
+/// Geometry of one tile in element offsets into the slices given to [`run_tile`]. The crate
+/// docs have a complete example.
 #[derive(Clone, Copy, Debug)]
 pub struct Tile {
     /// Output pixels, `1..=MR`.
@@ -223,6 +371,37 @@ pub struct Tile {
 
 /// Why [`run_tile`] refused a tile. The operators validate shapes first, so seeing this means
 /// a bug in incept, reported instead of becoming undefined behaviour.
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::{
+///     conv_kernel, run_tile, Clamp, IsaToken, KernelIsa, Tap, TapSet, Tile, TileError,
+/// };
+///
+/// let kernel = conv_kernel(KernelIsa::Scalar).unwrap();
+/// let token = IsaToken::new(KernelIsa::Scalar).unwrap();
+/// let taps = [Tap { input_offset: 0, weight_offset: 0 }];
+/// let tile = Tile {
+///     mr: 1,
+///     nr: 1,
+///     k: 2,
+///     a_offset: 0,
+///     a_pixel_stride: 2,
+///     w_offset: 0,
+///     c_offset: 0,
+///     c_pixel_stride: 1,
+///     clamp: Clamp::NONE,
+/// };
+/// let (a, w) = ([1.0; 2], [0.0; 8 * 3]);
+/// // An output slice with no room for the tile's one element.
+/// let result = run_tile(kernel, &tile, &TapSet::new(&taps), &a, &w, &mut [], token);
+/// assert_eq!(result, Err(TileError::Output));
+/// // A pixel count above the kernel's MR.
+/// let too_tall = Tile { mr: kernel.mr + 1, ..tile };
+/// let result = run_tile(kernel, &too_tall, &TapSet::new(&taps), &a, &w, &mut [0.0; 1], token);
+/// assert_eq!(result, Err(TileError::TileSize));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TileError {
     /// `mr` or `nr` is 0 or larger than the kernel's tile.
@@ -241,6 +420,42 @@ pub enum TileError {
 ///
 /// `isa` is the proof, obtained once (e.g. when an operator is created), that the CPU supports
 /// `kernel.isa`; a token for another ISA is refused.
+///
+/// # Errors
+///
+/// A [`TileError`] naming the first check that failed; nothing is written then.
+///
+/// # Examples
+///
+/// One pixel of a 1x1 convolution with 2 input channels and one output channel, ReLU-clamped,
+/// on the portable kernel (`nr` = 8: the packed block is 8 biases, then 8 weights per input
+/// channel):
+///
+/// ```
+/// use incept_kernels::{conv_kernel, run_tile, Clamp, IsaToken, KernelIsa, Tap, TapSet, Tile};
+///
+/// let kernel = conv_kernel(KernelIsa::Scalar).unwrap();
+/// let token = IsaToken::new(KernelIsa::Scalar).unwrap();
+/// let mut w = [0.0f32; 8 * 3];
+/// w[0] = -10.0; // bias of channel 0
+/// (w[8], w[16]) = (1.0, 2.0); // weights of input channels 0 and 1
+/// let tile = Tile {
+///     mr: 1,
+///     nr: 1,
+///     k: 2,
+///     a_offset: 0,
+///     a_pixel_stride: 2,
+///     w_offset: 0,
+///     c_offset: 0,
+///     c_pixel_stride: 1,
+///     clamp: Clamp { min: 0.0, max: f32::INFINITY },
+/// };
+/// let taps = [Tap { input_offset: 0, weight_offset: 0 }];
+/// let mut c = [f32::NAN];
+/// run_tile(kernel, &tile, &TapSet::new(&taps), &[3.0, 4.0], &w, &mut c, token)?;
+/// assert_eq!(c, [1.0]); // max(-10 + 3 + 8, 0)
+/// # Ok::<(), incept_kernels::TileError>(())
+/// ```
 pub fn run_tile(
     kernel: &KernelInfo,
     tile: &Tile,
@@ -313,11 +528,35 @@ pub fn run_tile(
 }
 
 /// Proof that the running CPU supports an ISA: made only by [`IsaToken::new`], which checks.
+/// Every safe entry point ([`run_tile`], [`pool::run_pool_line`], [`peak::fma_probe`]) takes
+/// one, so no kernel runs on a CPU that lacks its instructions.
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::{cpu_supports, IsaToken, KernelIsa};
+///
+/// let scalar = IsaToken::new(KernelIsa::Scalar).expect("portable code runs anywhere");
+/// assert_eq!(scalar.isa(), KernelIsa::Scalar);
+/// assert_eq!(IsaToken::new(KernelIsa::Avx2).is_some(), cpu_supports(KernelIsa::Avx2));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IsaToken(KernelIsa);
 
 impl IsaToken {
     /// Returns a token if this CPU supports `isa`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept_kernels::{IsaToken, KernelIsa};
+    ///
+    /// let best = [KernelIsa::Avx512, KernelIsa::Avx2, KernelIsa::Neon, KernelIsa::Scalar]
+    ///     .into_iter()
+    ///     .find_map(IsaToken::new)
+    ///     .unwrap();
+    /// assert!(IsaToken::new(best.isa()).is_some());
+    /// ```
     pub fn new(isa: KernelIsa) -> Option<IsaToken> {
         cpu_supports(isa).then_some(IsaToken(isa))
     }
@@ -330,6 +569,16 @@ impl IsaToken {
 
 /// Whether this CPU can run kernels for `isa` (detected at run time on x86-64; NEON is part of
 /// the AArch64 baseline).
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::{cpu_supports, KernelIsa};
+///
+/// assert!(cpu_supports(KernelIsa::Scalar));
+/// // Never true off AArch64, whatever the CPU.
+/// assert_eq!(cpu_supports(KernelIsa::Neon), cfg!(target_arch = "aarch64"));
+/// ```
 pub fn cpu_supports(isa: KernelIsa) -> bool {
     match isa {
         KernelIsa::Scalar => true,

@@ -8,6 +8,19 @@ const CHAINS: usize = 12;
 
 /// Runs `iterations` rounds of `12` independent vector FMAs on `isa`; returns the number of
 /// floating-point operations done (2 per lane per FMA). Time it to get FLOP/s.
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::peak::fma_probe;
+/// use incept_kernels::{IsaToken, KernelIsa};
+///
+/// let token = IsaToken::new(KernelIsa::Scalar).unwrap();
+/// let start = std::time::Instant::now();
+/// let flops = fma_probe(token, 1000);
+/// let _gflops = flops / start.elapsed().as_secs_f64() / 1e9;
+/// assert_eq!(flops, 1000.0 * 12.0 * 2.0); // 12 chains x 1 lane x 2 FLOP
+/// ```
 pub fn fma_probe(isa: IsaToken, iterations: u64) -> f64 {
     let lanes = match isa.isa() {
         KernelIsa::Scalar => 1,

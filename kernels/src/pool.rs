@@ -8,6 +8,37 @@
 //! The caller passes only the valid part of each window (padding never wins), so every line
 //! shares one rectangle. NaN propagates: if any element of a window is NaN the output is a NaN
 //! (its payload is not specified).
+//!
+//! # Examples
+//!
+//! ```
+//! use incept_kernels::pool::{pool_kernel, run_pool_line, PoolLine};
+//! use incept_kernels::{IsaToken, KernelIsa};
+//!
+//! let kernel = pool_kernel(KernelIsa::Scalar).unwrap();
+//! let token = IsaToken::new(KernelIsa::Scalar).unwrap();
+//! // A 2x4 image with 1 channel; 2x2 windows at stride 2 give 2 outputs.
+//! let a = [
+//!     1.0, 5.0, -1.0, -2.0,
+//!     3.0, 2.0, -3.0, -4.0,
+//! ];
+//! let line = PoolLine {
+//!     pixels: 2,
+//!     channels: 1,
+//!     a_offset: 0,
+//!     a_pixel_stride: 2, // the next window starts 2 pixels to the right
+//!     window_rows: 2,
+//!     window_cols: 2,
+//!     a_row_stride: 4, // one image row
+//!     a_col_stride: 1, // one pixel
+//!     c_offset: 0,
+//!     c_pixel_stride: 1,
+//! };
+//! let mut c = [0.0; 2];
+//! run_pool_line(kernel, &line, &a, &mut c, token)?;
+//! assert_eq!(c, [5.0, -1.0]);
+//! # Ok::<(), incept_kernels::TileError>(())
+//! ```
 
 use crate::{IsaToken, KernelIsa, TileError};
 
@@ -46,6 +77,16 @@ pub struct PoolLineArgs {
 pub type PoolKernel = unsafe fn(&PoolLineArgs);
 
 /// A max-pool kernel and its ISA.
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::pool::pool_kernel;
+/// use incept_kernels::KernelIsa;
+///
+/// let scalar = pool_kernel(KernelIsa::Scalar).unwrap();
+/// assert_eq!((scalar.name, scalar.isa), ("maxpool__scalar", KernelIsa::Scalar));
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct PoolKernelInfo {
     /// Name, e.g. `maxpool__avx512f`.
@@ -56,7 +97,8 @@ pub struct PoolKernelInfo {
     pub run: PoolKernel,
 }
 
-/// A max-pool line in element offsets into the slices given to [`run_pool_line`].
+/// A max-pool line in element offsets into the slices given to [`run_pool_line`] (the module
+/// docs have an example).
 #[derive(Clone, Copy, Debug)]
 pub struct PoolLine {
     /// Output pixels.
@@ -82,6 +124,47 @@ pub struct PoolLine {
 }
 
 /// Runs one max-pool line after checking every address it touches against `a` and `c`.
+///
+/// # Errors
+///
+/// [`TileError::Isa`] for a token of another ISA, [`TileError::TileSize`] for a zero count,
+/// [`TileError::Input`] / [`TileError::Output`] for a line reaching past `a` / `c`. Nothing is
+/// written then.
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::pool::{pool_kernel, run_pool_line, PoolLine};
+/// use incept_kernels::{IsaToken, KernelIsa};
+///
+/// let kernel = pool_kernel(KernelIsa::Scalar).unwrap();
+/// let token = IsaToken::new(KernelIsa::Scalar).unwrap();
+/// // A 2x4 image with 1 channel; 2x2 windows at stride 2 give 2 outputs.
+/// let a = [
+///     1.0, 5.0, -1.0, -2.0,
+///     3.0, 2.0, -3.0, -4.0,
+/// ];
+/// let line = PoolLine {
+///     pixels: 2,
+///     channels: 1,
+///     a_offset: 0,
+///     a_pixel_stride: 2, // the next window starts 2 pixels to the right
+///     window_rows: 2,
+///     window_cols: 2,
+///     a_row_stride: 4, // one image row
+///     a_col_stride: 1, // one pixel
+///     c_offset: 0,
+///     c_pixel_stride: 1,
+/// };
+/// let mut c = [0.0; 2];
+/// run_pool_line(kernel, &line, &a, &mut c, token)?;
+/// assert_eq!(c, [5.0, -1.0]);
+///
+/// // One more output pixel would read past the end of `a`.
+/// let longer = PoolLine { pixels: 3, c_pixel_stride: 0, ..line };
+/// assert!(run_pool_line(kernel, &longer, &a, &mut c, token).is_err());
+/// # Ok::<(), incept_kernels::TileError>(())
+/// ```
 pub fn run_pool_line(
     kernel: &PoolKernelInfo,
     line: &PoolLine,
@@ -133,7 +216,22 @@ pub fn run_pool_line(
     Ok(())
 }
 
-/// The max-pool kernel for `isa`, if this target compiles one.
+/// The max-pool kernel for `isa`, if this target compiles one (whether or not this CPU
+/// supports it: check with [`IsaToken::new`]).
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::pool::pool_kernel;
+/// use incept_kernels::{IsaToken, KernelIsa};
+///
+/// // The best max-pool kernel this CPU can run.
+/// let (kernel, _token) = [KernelIsa::Avx512, KernelIsa::Avx2, KernelIsa::Neon, KernelIsa::Scalar]
+///     .into_iter()
+///     .find_map(|isa| Some((pool_kernel(isa)?, IsaToken::new(isa)?)))
+///     .unwrap();
+/// assert!(kernel.name.starts_with("maxpool__"));
+/// ```
 pub fn pool_kernel(isa: KernelIsa) -> Option<&'static PoolKernelInfo> {
     match isa {
         KernelIsa::Scalar => Some(&crate::scalar::pool::MAXPOOL),

@@ -301,12 +301,14 @@ fn fits(offset: usize, len: usize, slice_len: usize) -> bool {
 /// ```
 /// use incept_kernels::{winograd::transform_input, IsaToken, KernelIsa};
 /// let isa = IsaToken::new(KernelIsa::Scalar).unwrap();
-/// // One channel, a constant tile of ones except padding in the last row.
+/// // One channel, a single 1 at pixel (0, 0), padding everywhere else: Bᵀ's first column is
+/// // (4, 0, 0, 0, 0, 0), so only element (0, 0) is set, to 4 * 4.
 /// let src = [1.0f32];
-/// let pixels = core::array::from_fn(|p| (p < 30).then_some(0));
-/// let mut v = [0.0f32; 36];
+/// let pixels = core::array::from_fn(|p| (p == 0).then_some(0));
+/// let mut v = [f32::NAN; 36];
 /// transform_input(isa, &src, &pixels, 1, &mut v, 0, 1).unwrap();
-/// assert_eq!(v[0], 4.0 * 4.0 - 5.0 * 4.0 + 4.0 - 4.0); // (Bᵀ d B)[0][0]
+/// assert_eq!(v[0], 16.0);
+/// assert!(v[1..].iter().all(|&x| x == 0.0));
 /// ```
 pub fn transform_input(
     isa: IsaToken,

@@ -13,6 +13,8 @@ use incept_kernels::TapSet;
 use super::conv2d::{conv_rows, Dest, Source, MAX_KERNEL};
 use super::window::{Padding, Window};
 use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
+#[cfg(doc)]
+use crate::error::ErrorKind;
 use crate::error::{mismatch, Error, Result};
 use crate::isa::Isa;
 use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};
@@ -20,6 +22,21 @@ use crate::tensor::{Nhwc, TensorView, TensorViewMut};
 
 /// Describes a bottleneck: 1x1 `in_channels -> reduce_channels`, then `kernel x kernel`
 /// `reduce_channels -> out_channels` with `stride` and `padding`.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{BottleneckDesc, Epilogue, Padding};
+///
+/// // A strided 3x3 without an activation after the reduction.
+/// let desc = BottleneckDesc {
+///     stride: 2,
+///     padding: Padding { top: 0, left: 0, bottom: 1, right: 1 },
+///     reduce_epilogue: Epilogue::None,
+///     ..BottleneckDesc::same_relu(64, 16, 32, 3)
+/// };
+/// assert_eq!(desc.epilogue, Epilogue::Relu);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BottleneckDesc {
     /// Input channels of the 1x1 reduction.
@@ -42,6 +59,17 @@ pub struct BottleneckDesc {
 
 impl BottleneckDesc {
     /// GoogLeNet style: stride 1, "same" padding, ReLU after both stages.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{BottleneckDesc, Epilogue, Padding};
+    ///
+    /// // GoogLeNet 3a's 5x5 branch: 192 -> 16 -> 32.
+    /// let desc = BottleneckDesc::same_relu(192, 16, 32, 5);
+    /// assert_eq!((desc.stride, desc.padding), (1, Padding::uniform(2)));
+    /// assert_eq!((desc.reduce_epilogue, desc.epilogue), (Epilogue::Relu, Epilogue::Relu));
+    /// ```
     pub fn same_relu(
         in_channels: usize,
         reduce_channels: usize,
@@ -62,7 +90,27 @@ impl BottleneckDesc {
 }
 
 /// Weights of a bottleneck, OHWI: the reduction `[reduce][in]` and the KxK conv
-/// `[out][k][k][reduce]`, each with an optional bias.
+/// `[out][k][k][reduce]`, each with an optional bias. Borrowed only while the operator is
+/// created (the weights are packed into it).
+///
+/// # Examples
+///
+/// ```
+/// use incept::{Bottleneck, BottleneckDesc, BottleneckWeights};
+///
+/// let desc = BottleneckDesc::same_relu(8, 4, 2, 3);
+/// let (reduce, conv) = (vec![0.1; 4 * 8], vec![0.1; 2 * 3 * 3 * 4]);
+/// let weights = BottleneckWeights {
+///     reduce: &reduce,
+///     reduce_bias: Some(&[0.0; 4]),
+///     conv: &conv,
+///     conv_bias: None,
+/// };
+/// let bottleneck = Bottleneck::new(&desc, &weights)?;
+/// drop((reduce, conv)); // the operator keeps its own packed copy
+/// assert_eq!(bottleneck.desc().out_channels, 2);
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct BottleneckWeights<'a> {
     /// 1x1 weights, `reduce_channels x in_channels`.
@@ -75,8 +123,43 @@ pub struct BottleneckWeights<'a> {
     pub conv_bias: Option<&'a [f32]>,
 }
 
-/// A fused 1x1 -> KxK convolution (see the module docs).
-#[derive(Debug)]
+/// A fused 1x1 -> KxK convolution: the reduced tensor is never written out. Each thread keeps
+/// a band of reduced rows in its scratch ([`Bottleneck::scratch_bytes_per_thread`]) and the KxK
+/// convolution reads them from there. The result is the same as a [`Conv1x1`](crate::Conv1x1)
+/// followed by a [`Conv2d`](crate::Conv2d) on the same ISA.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{
+///     Bottleneck, BottleneckDesc, BottleneckWeights, Nhwc, Parallelism, TensorView, TensorViewMut,
+/// };
+///
+/// // 2 channels summed into 1 (ReLU), then a 3x3 box sum (ReLU), "same" padding.
+/// let desc = BottleneckDesc::same_relu(2, 1, 1, 3);
+/// let weights = BottleneckWeights {
+///     reduce: &[1.0, 1.0],
+///     reduce_bias: None,
+///     conv: &[1.0; 9],
+///     conv_bias: None,
+/// };
+/// let bottleneck = Bottleneck::new(&desc, &weights)?;
+/// let x = [1.0; 3 * 3 * 2];
+/// let mut y = [0.0; 3 * 3];
+/// bottleneck.run(
+///     &TensorView::new(&x, Nhwc::new(1, 3, 3, 2))?,
+///     &mut TensorViewMut::new(&mut y, Nhwc::new(1, 3, 3, 1))?,
+///     Parallelism::Sequential,
+/// )?;
+/// // Every reduced value is 2; the 3x3 sums 4, 6 or 9 of them.
+/// assert_eq!(y, [8.0, 12.0, 8.0, 12.0, 18.0, 12.0, 8.0, 12.0, 8.0]);
+/// # Ok::<(), incept::Error>(())
+/// ```
+///
+/// `Bottleneck` is `Send + Sync`: any number of threads may run one operator at once,
+/// through a reference or an `Arc`. Cloning is cheap: a clone shares the packed weights
+/// (reference-counted, never copied); see [`Bottleneck::shares_weights_with`].
+#[derive(Clone, Debug)]
 pub struct Bottleneck {
     desc: BottleneckDesc,
     reduce: ConvCore,
@@ -88,12 +171,57 @@ pub struct Bottleneck {
 const BAND_TARGET_BYTES: usize = 96 * 1024;
 
 impl Bottleneck {
-    /// Creates the operator on the best ISA allowed.
+    /// Creates the operator on the best ISA allowed: validates both stages and packs their
+    /// weights.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conv2d::new`](crate::Conv2d::new), for each stage; messages name the stage
+    /// (`bottleneck reduction`, `bottleneck conv`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Bottleneck, BottleneckDesc, BottleneckWeights, ErrorKind};
+    ///
+    /// let desc = BottleneckDesc::same_relu(2, 1, 1, 3);
+    /// let short = BottleneckWeights {
+    ///     reduce: &[1.0, 1.0],
+    ///     reduce_bias: None,
+    ///     conv: &[1.0; 8],
+    ///     conv_bias: None,
+    /// };
+    /// let err = Bottleneck::new(&desc, &short).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::BufferTooSmall);
+    /// assert!(err.message().starts_with("bottleneck conv weights"));
+    /// ```
     pub fn new(desc: &BottleneckDesc, weights: &BottleneckWeights<'_>) -> Result<Self> {
         Self::with_options(desc, weights, OpOptions::default())
     }
 
     /// Like [`Bottleneck::new`], with options (e.g. an ISA cap).
+    ///
+    /// # Errors
+    ///
+    /// As [`Bottleneck::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Bottleneck, BottleneckDesc, BottleneckWeights, Isa, OpOptions};
+    ///
+    /// let desc = BottleneckDesc::same_relu(2, 1, 1, 3);
+    /// let weights = BottleneckWeights {
+    ///     reduce: &[1.0, 1.0],
+    ///     reduce_bias: None,
+    ///     conv: &[1.0; 9],
+    ///     conv_bias: None,
+    /// };
+    /// let scalar =
+    ///     Bottleneck::with_options(&desc, &weights, OpOptions::with_max_isa(Some(Isa::Scalar)))?;
+    /// assert_eq!(scalar.isa(), Isa::Scalar);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn with_options(
         desc: &BottleneckDesc,
         weights: &BottleneckWeights<'_>,
@@ -139,12 +267,59 @@ impl Bottleneck {
         &self.desc
     }
 
+    /// Whether `self` and `other` run on the same packed weights: true for an operator and its
+    /// clones, false for operators created separately (even from equal weights).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Bottleneck, BottleneckDesc, BottleneckWeights};
+    ///
+    /// // 2 -> 1 -> 1 channels, 3x3.
+    /// let desc = BottleneckDesc::same_relu(2, 1, 1, 3);
+    /// let weights = BottleneckWeights {
+    ///     reduce: &[1.0, 1.0],
+    ///     reduce_bias: None,
+    ///     conv: &[1.0; 9],
+    ///     conv_bias: None,
+    /// };
+    /// let op = Bottleneck::new(&desc, &weights)?;
+    /// assert!(op.clone().shares_weights_with(&op));
+    /// assert!(!Bottleneck::new(&desc, &weights)?.shares_weights_with(&op));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
+    pub fn shares_weights_with(&self, other: &Self) -> bool {
+        self.reduce.shares_weights_with(&other.reduce) && self.conv.shares_weights_with(&other.conv)
+    }
+
     /// The ISA this operator runs on.
     pub fn isa(&self) -> Isa {
         self.conv.isa
     }
 
-    /// Output shape for `input`.
+    /// Output shape for `input`: the KxK convolution's output size, `out_channels` channels.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conv2d::output_shape`](crate::Conv2d::output_shape).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Bottleneck, BottleneckDesc, BottleneckWeights, Nhwc};
+    ///
+    /// // 2 channels summed into 1 (ReLU), then a 3x3 box sum (ReLU), "same" padding.
+    /// let desc = BottleneckDesc::same_relu(2, 1, 1, 3);
+    /// let weights = BottleneckWeights {
+    ///     reduce: &[1.0, 1.0],
+    ///     reduce_bias: None,
+    ///     conv: &[1.0; 9],
+    ///     conv_bias: None,
+    /// };
+    /// let bottleneck = Bottleneck::new(&desc, &weights)?;
+    /// assert_eq!(bottleneck.output_shape(Nhwc::new(4, 28, 28, 2))?, Nhwc::new(4, 28, 28, 1));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn output_shape(&self, input: Nhwc) -> Result<Nhwc> {
         let (h, w) = self.window.output_size("bottleneck", input)?;
         Ok(Nhwc::new(input.n, h, w, self.desc.out_channels))
@@ -162,7 +337,28 @@ impl Bottleneck {
     }
 
     /// Peak scratch per thread, in bytes, for an input of `input` shape: a band of reduced rows,
-    /// independent of the image height.
+    /// independent of the image height. It comes from incept's per-thread scratch cache (see
+    /// the crate docs, "Scratch memory"); a run uses at most this much per thread taking part.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Bottleneck, BottleneckDesc, BottleneckWeights, Nhwc};
+    ///
+    /// // 2 channels summed into 1 (ReLU), then a 3x3 box sum (ReLU), "same" padding.
+    /// let desc = BottleneckDesc::same_relu(2, 1, 1, 3);
+    /// let weights = BottleneckWeights {
+    ///     reduce: &[1.0, 1.0],
+    ///     reduce_bias: None,
+    ///     conv: &[1.0; 9],
+    ///     conv_bias: None,
+    /// };
+    /// let bottleneck = Bottleneck::new(&desc, &weights)?;
+    /// let bytes = bottleneck.scratch_bytes_per_thread(Nhwc::new(1, 28, 28, 2));
+    /// assert!(bytes > 0);
+    /// assert_eq!(bytes, bottleneck.scratch_bytes_per_thread(Nhwc::new(8, 1000, 28, 2)));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn scratch_bytes_per_thread(&self, input: Nhwc) -> usize {
         let (_, band_rows) = self.band(input.w);
         [
@@ -176,6 +372,52 @@ impl Bottleneck {
 
     /// Computes the bottleneck. Either view may be a channel slice of a wider tensor. After the
     /// first run on a thread, allocates nothing. Bit-identical for every [`Parallelism`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::ShapeMismatch`] if the channels are not the operator's or the output shape
+    /// is not [`Bottleneck::output_shape`] of the input; as `output_shape` if the window does
+    /// not fit. Nothing is written then.
+    ///
+    /// # Examples
+    ///
+    /// The fused operator gives the bits of its two stages run one after the other:
+    ///
+    /// ```
+    /// use incept::{
+    ///     Bottleneck, BottleneckDesc, BottleneckWeights, Conv1x1, Conv2d, Conv2dDesc, Epilogue,
+    /// };
+    /// use incept::{Isa, Nhwc, OpOptions, Parallelism, TensorView, TensorViewMut};
+    ///
+    /// let desc = BottleneckDesc::same_relu(3, 2, 2, 3);
+    /// let reduce: Vec<f32> = (0..2 * 3).map(|i| (i % 3) as f32 - 1.0).collect();
+    /// let conv: Vec<f32> = (0..2 * 9 * 2).map(|i| (i % 5) as f32 - 2.0).collect();
+    /// let w = BottleneckWeights { reduce: &reduce, reduce_bias: None, conv: &conv, conv_bias: None };
+    /// let options = OpOptions::with_max_isa(Some(Isa::Scalar));
+    /// let fused = Bottleneck::with_options(&desc, &w, options)?;
+    ///
+    /// let shape = Nhwc::new(1, 5, 4, 3);
+    /// let x: Vec<f32> = (0..shape.element_count()?).map(|i| (i % 4) as f32).collect();
+    /// let input = TensorView::new(&x, shape)?;
+    /// let out = fused.output_shape(shape)?;
+    /// let mut y = vec![0.0; out.element_count()?];
+    /// fused.run(&input, &mut TensorViewMut::new(&mut y, out)?, Parallelism::Global)?;
+    ///
+    /// let first = Conv1x1::with_options(3, 2, &reduce, None, Epilogue::Relu, options)?;
+    /// let second =
+    ///     Conv2d::with_options(&Conv2dDesc::same(2, 2, 3, Epilogue::Relu), &conv, None, options)?;
+    /// let mid_shape = Nhwc { c: 2, ..shape };
+    /// let mut mid = vec![0.0; mid_shape.element_count()?];
+    /// first.run(&input, &mut TensorViewMut::new(&mut mid, mid_shape)?, Parallelism::Sequential)?;
+    /// let mut z = vec![0.0; out.element_count()?];
+    /// second.run(
+    ///     &TensorView::new(&mid, mid_shape)?,
+    ///     &mut TensorViewMut::new(&mut z, out)?,
+    ///     Parallelism::Sequential,
+    /// )?;
+    /// assert_eq!(y, z);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn run(
         &self,
         input: &TensorView<'_>,

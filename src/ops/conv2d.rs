@@ -13,15 +13,40 @@ use incept_kernels::{Tap, TapSet};
 use super::window::{Padding, Window};
 use super::winograd::Winograd;
 use super::{use_winograd, ConvCore, Epilogue, OpOptions};
+#[cfg(doc)]
+use crate::error::ErrorKind;
 use crate::error::{mismatch, Result};
 use crate::isa::Isa;
 use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};
 use crate::tensor::{Nhwc, TensorView, TensorViewMut};
 
-/// Largest kernel side: a tile's taps live in a stack array of `MAX_KERNEL^2` entries.
+/// Largest kernel side of [`Conv2d`] and [`Bottleneck`](crate::Bottleneck): a tile's taps live
+/// in a stack array of `MAX_KERNEL^2` entries.
 pub const MAX_KERNEL: usize = 16;
 
 /// Describes a convolution: square `kernel x kernel` window, one stride for both axes.
+///
+/// Output size: `(h + top + bottom - kernel) / stride + 1` rows and likewise columns.
+///
+/// # Examples
+///
+/// A strided 3x3 with ONNX-style asymmetric padding:
+///
+/// ```
+/// use incept::{Conv2d, Conv2dDesc, Epilogue, Nhwc, Padding};
+///
+/// let desc = Conv2dDesc {
+///     in_channels: 3,
+///     out_channels: 8,
+///     kernel: 3,
+///     stride: 2,
+///     padding: Padding { top: 0, left: 0, bottom: 1, right: 1 },
+///     epilogue: Epilogue::Relu,
+/// };
+/// let conv = Conv2d::new(&desc, &[0.1; 8 * 3 * 3 * 3], None)?;
+/// assert_eq!(conv.output_shape(Nhwc::new(1, 224, 224, 3))?, Nhwc::new(1, 112, 112, 8));
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Conv2dDesc {
     /// Input channels.
@@ -40,6 +65,15 @@ pub struct Conv2dDesc {
 
 impl Conv2dDesc {
     /// A stride-1 "same" convolution (`kernel` odd), the Inception module's case.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv2dDesc, Epilogue, Padding};
+    ///
+    /// let desc = Conv2dDesc::same(16, 32, 5, Epilogue::Relu);
+    /// assert_eq!((desc.stride, desc.padding), (1, Padding::uniform(2)));
+    /// ```
     pub fn same(
         in_channels: usize,
         out_channels: usize,
@@ -58,7 +92,31 @@ impl Conv2dDesc {
 }
 
 /// A KxK convolution with packed weights, ready to run many times (from many threads at once).
-#[derive(Debug)]
+///
+/// # Examples
+///
+/// A 3x3 box sum with "same" padding: each output counts the input pixels its window covers.
+///
+/// ```
+/// use incept::{Conv2d, Conv2dDesc, Epilogue, Nhwc, Parallelism, TensorView, TensorViewMut};
+///
+/// let conv = Conv2d::new(&Conv2dDesc::same(1, 1, 3, Epilogue::None), &[1.0; 9], None)?;
+/// let x = [1.0; 9];
+/// let mut y = [0.0; 9];
+/// let shape = Nhwc::new(1, 3, 3, 1);
+/// conv.run(
+///     &TensorView::new(&x, shape)?,
+///     &mut TensorViewMut::new(&mut y, shape)?,
+///     Parallelism::Sequential,
+/// )?;
+/// assert_eq!(y, [4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
+/// # Ok::<(), incept::Error>(())
+/// ```
+///
+/// `Conv2d` is `Send + Sync`: any number of threads may run one operator at once,
+/// through a reference or an `Arc`. Cloning is cheap: a clone shares the packed weights
+/// (reference-counted, never copied); see [`Conv2d::shares_weights_with`].
+#[derive(Clone, Debug)]
 pub struct Conv2d {
     engine: Engine,
     desc: Conv2dDesc,
@@ -66,7 +124,7 @@ pub struct Conv2d {
 }
 
 /// How a convolution is computed (see [`crate::ConvAlgorithm`]).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Engine {
     Direct(ConvCore),
     Winograd(Winograd),
@@ -119,6 +177,11 @@ impl Engine {
         }
     }
 
+    /// Whether both share one packed weight allocation.
+    pub(crate) fn shares_weights_with(&self, other: &Engine) -> bool {
+        self.core().shares_weights_with(other.core())
+    }
+
     /// Whether this is the Winograd engine.
     pub(crate) fn is_winograd(&self) -> bool {
         matches!(self, Engine::Winograd(_))
@@ -147,12 +210,50 @@ impl Engine {
 }
 
 impl Conv2d {
-    /// Creates the operator from OHWI weights (`[out][kernel][kernel][in]`) and an optional bias.
+    /// Creates the operator from OHWI weights (`[out][kernel][kernel][in]`) and an optional bias
+    /// `[out]`, on the best ISA allowed.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidArgument`] for a kernel outside `1..=MAX_KERNEL`, a zero stride, a
+    /// padding not less than the kernel, zero channels or an invalid clamp;
+    /// [`ErrorKind::BufferTooSmall`] / [`ErrorKind::ShapeMismatch`] for weights / bias of the
+    /// wrong length; [`ErrorKind::UnsupportedIsa`] for a cap this CPU cannot meet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv2d, Conv2dDesc, Epilogue, ErrorKind};
+    ///
+    /// let desc = Conv2dDesc::same(4, 2, 3, Epilogue::Relu);
+    /// let conv = Conv2d::new(&desc, &[0.5; 2 * 3 * 3 * 4], Some(&[0.0, 1.0]))?;
+    /// assert_eq!(conv.desc().kernel, 3);
+    /// let err = Conv2d::new(&desc, &[0.5; 2 * 3 * 3 * 4 - 1], None).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::BufferTooSmall);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn new(desc: &Conv2dDesc, weights: &[f32], bias: Option<&[f32]>) -> Result<Self> {
         Self::with_options(desc, weights, bias, OpOptions::default())
     }
 
     /// Like [`Conv2d::new`], with options (e.g. an ISA cap).
+    ///
+    /// # Errors
+    ///
+    /// As [`Conv2d::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv2d, Conv2dDesc, Epilogue, Isa, OpOptions};
+    ///
+    /// let options = OpOptions::with_max_isa(Some(Isa::Scalar));
+    /// let conv =
+    ///     Conv2d::with_options(&Conv2dDesc::same(1, 1, 3, Epilogue::None), &[1.0; 9], None, options)?;
+    /// assert_eq!(conv.isa(), Isa::Scalar);
+    /// assert_eq!(conv.kernel_name(), "conv_4x8__scalar");
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn with_options(
         desc: &Conv2dDesc,
         weights: &[f32],
@@ -181,6 +282,24 @@ impl Conv2d {
         &self.desc
     }
 
+    /// Whether `self` and `other` run on the same packed weights: true for an operator and its
+    /// clones, false for operators created separately (even from equal weights).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv2d, Conv2dDesc, Epilogue};
+    ///
+    /// let desc = Conv2dDesc::same(1, 1, 3, Epilogue::None);
+    /// let conv = Conv2d::new(&desc, &[1.0; 9], None)?;
+    /// assert!(conv.clone().shares_weights_with(&conv));
+    /// assert!(!Conv2d::new(&desc, &[1.0; 9], None)?.shares_weights_with(&conv));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
+    pub fn shares_weights_with(&self, other: &Self) -> bool {
+        self.engine.core().shares_weights_with(other.engine.core())
+    }
+
     /// The ISA this operator runs on.
     pub fn isa(&self) -> Isa {
         self.engine.core().isa
@@ -202,12 +321,43 @@ impl Conv2d {
     }
 
     /// Output shape for `input`, or an error if the padded input is smaller than the kernel.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidArgument`] if the window does not fit the padded input;
+    /// [`ErrorKind::Overflow`] if the padded size overflows `usize`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv2d, Conv2dDesc, Epilogue, Nhwc};
+    ///
+    /// let desc = Conv2dDesc { stride: 2, ..Conv2dDesc::same(3, 4, 3, Epilogue::None) };
+    /// let conv = Conv2d::new(&desc, &[0.0; 4 * 9 * 3], None)?;
+    /// assert_eq!(conv.output_shape(Nhwc::new(2, 9, 8, 3))?, Nhwc::new(2, 5, 4, 4));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn output_shape(&self, input: Nhwc) -> Result<Nhwc> {
         let (h, w) = self.window.output_size("conv2d", input)?;
         Ok(Nhwc::new(input.n, h, w, self.desc.out_channels))
     }
 
     /// Multiply-adds actually computed for `input` (padded taps are skipped, not counted).
+    ///
+    /// # Errors
+    ///
+    /// As [`Conv2d::output_shape`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv2d, Conv2dDesc, Epilogue, Nhwc};
+    ///
+    /// let conv = Conv2d::new(&Conv2dDesc::same(1, 1, 3, Epilogue::None), &[1.0; 9], None)?;
+    /// // On a 3x3 image: 4 corners x 4 taps + 4 edges x 6 + the centre's 9, not 9 x 9.
+    /// assert_eq!(conv.macs(Nhwc::new(1, 3, 3, 1))?, 49);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn macs(&self, input: Nhwc) -> Result<u64> {
         let out = self.output_shape(input)?;
         let (win, p) = (self.window, self.desc.padding);
@@ -222,6 +372,39 @@ impl Conv2d {
 
     /// Computes `output = epilogue(conv2d(input))`. Either view may be a channel slice of a wider
     /// tensor. Allocates nothing. Bit-identical for every [`Parallelism`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::ShapeMismatch`] if the channels are not the operator's or the output shape
+    /// is not [`Conv2d::output_shape`] of the input; as `output_shape` if the window does not
+    /// fit. Nothing is written then.
+    ///
+    /// # Examples
+    ///
+    /// A 2x2 stride-2 convolution (no padding) that averages each 2x2 block:
+    ///
+    /// ```
+    /// use incept::{
+    ///     Conv2d, Conv2dDesc, Epilogue, Nhwc, Padding, Parallelism, TensorView, TensorViewMut,
+    /// };
+    ///
+    /// let desc = Conv2dDesc {
+    ///     stride: 2,
+    ///     padding: Padding::default(),
+    ///     ..Conv2dDesc::same(1, 1, 2, Epilogue::None)
+    /// };
+    /// let avg = Conv2d::new(&desc, &[0.25; 4], None)?;
+    /// let x = [
+    ///     1.0, 3.0, 0.0, 0.0,
+    ///     1.0, 3.0, 4.0, 8.0,
+    /// ];
+    /// let input = TensorView::new(&x, Nhwc::new(1, 2, 4, 1))?;
+    /// let shape = avg.output_shape(input.shape())?;
+    /// let mut y = vec![0.0; shape.element_count()?];
+    /// avg.run(&input, &mut TensorViewMut::new(&mut y, shape)?, Parallelism::Sequential)?;
+    /// assert_eq!(y, [2.0, 3.0]);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn run(
         &self,
         input: &TensorView<'_>,

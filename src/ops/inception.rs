@@ -26,6 +26,8 @@ use super::conv2d::{conv_rows, Dest, Engine, Source, MAX_KERNEL};
 use super::maxpool::{MaxPool2d, MaxPool2dDesc};
 use super::window::{Padding, Window};
 use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
+#[cfg(doc)]
+use crate::error::ErrorKind;
 use crate::error::{invalid, mismatch, Error, Result};
 use crate::isa::Isa;
 use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};
@@ -34,6 +36,17 @@ use crate::tensor::{Nhwc, TensorView, TensorViewMut};
 /// Channel counts of an Inception module (GoogLeNet's table). A reduction or the pool
 /// projection may be left out (`None`): the 3x3/5x5 then reads the input directly, and the pool
 /// branch passes all `in_channels` pooled channels through.
+///
+/// # Examples
+///
+/// ```
+/// use incept::InceptionConfig;
+///
+/// let (name, config, side) = InceptionConfig::GOOGLENET[0];
+/// assert_eq!((name, side), ("3a", 28));
+/// assert_eq!(config, InceptionConfig::googlenet(192, 64, 96, 128, 16, 32, 32));
+/// assert_eq!(config.out_channels(), 64 + 128 + 32 + 32);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct InceptionConfig {
     /// Input channels.
@@ -54,6 +67,17 @@ pub struct InceptionConfig {
 
 impl InceptionConfig {
     /// GoogLeNet's nine modules with their spatial size: `(name, config, height = width)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::InceptionConfig;
+    ///
+    /// // Each module's output feeds the next one (4a and 5a after a stride-2 pool).
+    /// for pair in InceptionConfig::GOOGLENET.windows(2) {
+    ///     assert_eq!(pair[0].1.out_channels(), pair[1].1.in_channels);
+    /// }
+    /// ```
     pub const GOOGLENET: [(&'static str, InceptionConfig, usize); 9] = [
         ("3a", Self::googlenet(192, 64, 96, 128, 16, 32, 32), 28),
         ("3b", Self::googlenet(256, 128, 128, 192, 32, 96, 64), 28),
@@ -66,7 +90,17 @@ impl InceptionConfig {
         ("5b", Self::googlenet(832, 384, 192, 384, 48, 128, 128), 7),
     ];
 
-    /// A module with every reduction and the pool projection, as in GoogLeNet.
+    /// A module with every reduction and the pool projection, as in GoogLeNet. The arguments
+    /// are the columns of the GoogLeNet paper's table, in its order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::InceptionConfig;
+    ///
+    /// let config = InceptionConfig::googlenet(192, 64, 96, 128, 16, 32, 32);
+    /// assert_eq!((config.c3x3_reduce, config.pool_proj), (Some(96), Some(32)));
+    /// ```
     pub const fn googlenet(
         in_channels: usize,
         c1x1: usize,
@@ -88,12 +122,35 @@ impl InceptionConfig {
     }
 
     /// Output channels: `c1x1 + c3x3 + c5x5 + (pool_proj or in_channels)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::InceptionConfig;
+    ///
+    /// let with_proj = InceptionConfig::googlenet(192, 64, 96, 128, 16, 32, 32);
+    /// assert_eq!(with_proj.out_channels(), 256);
+    /// // Without a projection the pool branch passes all 192 input channels through.
+    /// let without = InceptionConfig { pool_proj: None, ..with_proj };
+    /// assert_eq!(without.out_channels(), 64 + 128 + 32 + 192);
+    /// ```
     pub fn out_channels(&self) -> usize {
         self.c1x1 + self.c3x3 + self.c5x5 + self.pool_proj.unwrap_or(self.in_channels)
     }
 }
 
-/// OHWI weights and optional bias of one convolution.
+/// OHWI weights and optional bias of one convolution (borrowed while an operator is created).
+///
+/// # Examples
+///
+/// ```
+/// use incept::ConvParams;
+///
+/// let weights = vec![0.0; 64 * 192];
+/// let bias = vec![0.0; 64];
+/// let params = ConvParams { weights: &weights, bias: Some(&bias) };
+/// assert_eq!(params.weights.len(), 64 * 192);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ConvParams<'a> {
     /// Weights, OHWI.
@@ -103,7 +160,7 @@ pub struct ConvParams<'a> {
 }
 
 /// Weights of every convolution of a module; a reduction or projection must be present exactly
-/// when the config has it.
+/// when the config has it. See [`Inception`] for a complete example.
 #[derive(Clone, Copy, Debug)]
 pub struct InceptionWeights<'a> {
     /// 1x1 branch, `c1x1 x in_channels`.
@@ -120,8 +177,68 @@ pub struct InceptionWeights<'a> {
     pub pool_proj: Option<ConvParams<'a>>,
 }
 
-/// A whole Inception module (see the module docs).
-#[derive(Debug)]
+/// A whole Inception module: four branches, each writing its slice of one concatenated output.
+///
+/// ```text
+///            +-> 1x1 c1x1 ----------------------------+
+///   input ---+-> 1x1 reduce3 -> 3x3 c3x3 -------------+--> output [1x1 | 3x3 | 5x5 | pool]
+///            +-> 1x1 reduce5 -> 5x5 c5x5 -------------+
+///            +-> 3x3 max-pool (stride 1) -> 1x1 proj -+
+/// ```
+///
+/// Every convolution adds its bias and applies ReLU. The three 1x1 convolutions that read the
+/// input run as one pass; the reduced and pooled rows live in per-thread scratch
+/// ([`Inception::scratch_bytes_per_thread`]), never in a full intermediate tensor.
+///
+/// # Examples
+///
+/// The module agrees with [`inception_reference`], its layer-by-layer oracle:
+///
+/// ```
+/// use incept::{
+///     inception_reference, ConvParams, Inception, InceptionConfig, InceptionWeights, Nhwc,
+///     Parallelism, TensorView, TensorViewMut,
+/// };
+///
+/// // 1 input channel, one output channel per branch, no reductions, no pool projection.
+/// let config = InceptionConfig {
+///     in_channels: 1,
+///     c1x1: 1,
+///     c3x3_reduce: None,
+///     c3x3: 1,
+///     c5x5_reduce: None,
+///     c5x5: 1,
+///     pool_proj: None,
+/// };
+/// let (w1, w3, w5) = ([2.0], [1.0; 9], [1.0; 25]);
+/// let weights = InceptionWeights {
+///     conv1x1: ConvParams { weights: &w1, bias: None },
+///     reduce3x3: None,
+///     conv3x3: ConvParams { weights: &w3, bias: None },
+///     reduce5x5: None,
+///     conv5x5: ConvParams { weights: &w5, bias: None },
+///     pool_proj: None,
+/// };
+/// let module = Inception::new(&config, &weights)?;
+///
+/// let shape = Nhwc::new(1, 4, 4, 1);
+/// let x: Vec<f32> = (0..16).map(|i| (i % 5) as f32 - 2.0).collect();
+/// let out = module.output_shape(shape);
+/// assert_eq!(out.c, 4); // [1x1 | 3x3 | 5x5 | the pooled input]
+/// let mut y = vec![0.0; out.element_count()?];
+/// module.run(
+///     &TensorView::new(&x, shape)?,
+///     &mut TensorViewMut::new(&mut y, out)?,
+///     Parallelism::Global,
+/// )?;
+/// assert_eq!(y, inception_reference(&config, &weights, &x, shape)?);
+/// # Ok::<(), incept::Error>(())
+/// ```
+///
+/// `Inception` is `Send + Sync`: any number of threads may run one operator at once,
+/// through a reference or an `Arc`. Cloning is cheap: a clone shares the packed weights
+/// (reference-counted, never copied); see [`Inception::shares_weights_with`].
+#[derive(Clone, Debug)]
 pub struct Inception {
     config: InceptionConfig,
     conv1: ConvCore,
@@ -147,11 +264,88 @@ const WINOGRAD_SLACK: usize = 3;
 
 impl Inception {
     /// Creates the module on the best ISA allowed: validates and packs every convolution.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conv2d::new`](crate::Conv2d::new) for each convolution (messages name the branch,
+    /// e.g. `3x3 reduction`); [`ErrorKind::InvalidArgument`] if a reduction or the projection
+    /// is in the config but not in the weights, or the other way round.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvParams, Inception, InceptionConfig, InceptionWeights};
+    ///
+    /// // 1 input channel, one output channel per branch, no reductions, no pool projection.
+    /// let config = InceptionConfig {
+    ///     in_channels: 1,
+    ///     c1x1: 1,
+    ///     c3x3_reduce: None,
+    ///     c3x3: 1,
+    ///     c5x5_reduce: None,
+    ///     c5x5: 1,
+    ///     pool_proj: None,
+    /// };
+    /// let (w1, w3, w5) = ([2.0], [1.0; 9], [1.0; 25]);
+    /// let weights = InceptionWeights {
+    ///     conv1x1: ConvParams { weights: &w1, bias: None },
+    ///     reduce3x3: None,
+    ///     conv3x3: ConvParams { weights: &w3, bias: None },
+    ///     reduce5x5: None,
+    ///     conv5x5: ConvParams { weights: &w5, bias: None },
+    ///     pool_proj: None,
+    /// };
+    /// let module = Inception::new(&config, &weights)?;
+    /// assert_eq!(module.config().c5x5, 1);
+    ///
+    /// // The config has no 3x3 reduction, so weights for one are an error.
+    /// let extra =
+    ///     InceptionWeights { reduce3x3: Some(ConvParams { weights: &[1.0], bias: None }), ..weights };
+    /// assert!(Inception::new(&config, &extra).is_err());
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn new(config: &InceptionConfig, weights: &InceptionWeights<'_>) -> Result<Self> {
         Self::with_options(config, weights, OpOptions::default())
     }
 
-    /// Like [`Inception::new`], with options (e.g. an ISA cap).
+    /// Like [`Inception::new`], with options (e.g. an ISA cap); the options apply to every
+    /// convolution and the pool of the module.
+    ///
+    /// # Errors
+    ///
+    /// As [`Inception::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvParams, Inception, InceptionConfig, InceptionWeights, Isa, OpOptions};
+    ///
+    /// // 1 input channel, one output channel per branch, no reductions, no pool projection.
+    /// let config = InceptionConfig {
+    ///     in_channels: 1,
+    ///     c1x1: 1,
+    ///     c3x3_reduce: None,
+    ///     c3x3: 1,
+    ///     c5x5_reduce: None,
+    ///     c5x5: 1,
+    ///     pool_proj: None,
+    /// };
+    /// let (w1, w3, w5) = ([2.0], [1.0; 9], [1.0; 25]);
+    /// let weights = InceptionWeights {
+    ///     conv1x1: ConvParams { weights: &w1, bias: None },
+    ///     reduce3x3: None,
+    ///     conv3x3: ConvParams { weights: &w3, bias: None },
+    ///     reduce5x5: None,
+    ///     conv5x5: ConvParams { weights: &w5, bias: None },
+    ///     pool_proj: None,
+    /// };
+    /// let module = Inception::new(&config, &weights)?;
+    /// let scalar =
+    ///     Inception::with_options(&config, &weights, OpOptions::with_max_isa(Some(Isa::Scalar)))?;
+    /// assert_eq!(scalar.isa(), Isa::Scalar);
+    /// assert!(incept::isa::available().contains(&module.isa()));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn with_options(
         config: &InceptionConfig,
         weights: &InceptionWeights<'_>,
@@ -215,12 +409,87 @@ impl Inception {
         &self.config
     }
 
+    /// Whether `self` and `other` run on the same packed weights: true for an operator and its
+    /// clones, false for operators created separately (even from equal weights).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvParams, Inception, InceptionConfig, InceptionWeights};
+    ///
+    /// // 1 input channel, one output channel per branch, no reductions, no pool projection.
+    /// let config = InceptionConfig {
+    ///     in_channels: 1,
+    ///     c1x1: 1,
+    ///     c3x3_reduce: None,
+    ///     c3x3: 1,
+    ///     c5x5_reduce: None,
+    ///     c5x5: 1,
+    ///     pool_proj: None,
+    /// };
+    /// let (w1, w3, w5) = ([1.0], [1.0; 9], [1.0; 25]);
+    /// let weights = InceptionWeights {
+    ///     conv1x1: ConvParams { weights: &w1, bias: None },
+    ///     reduce3x3: None,
+    ///     conv3x3: ConvParams { weights: &w3, bias: None },
+    ///     reduce5x5: None,
+    ///     conv5x5: ConvParams { weights: &w5, bias: None },
+    ///     pool_proj: None,
+    /// };
+    /// let module = Inception::new(&config, &weights)?;
+    /// assert!(module.clone().shares_weights_with(&module));
+    /// assert!(!Inception::new(&config, &weights)?.shares_weights_with(&module));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
+    pub fn shares_weights_with(&self, other: &Self) -> bool {
+        let same = |a: &Option<ConvCore>, b: &Option<ConvCore>| match (a, b) {
+            (Some(a), Some(b)) => a.shares_weights_with(b),
+            (None, None) => true,
+            _ => false,
+        };
+        self.conv1.shares_weights_with(&other.conv1)
+            && same(&self.reduce3, &other.reduce3)
+            && self.conv3.shares_weights_with(&other.conv3)
+            && same(&self.reduce5, &other.reduce5)
+            && self.conv5.shares_weights_with(&other.conv5)
+            && same(&self.proj, &other.proj)
+    }
+
     /// The ISA this module runs on.
     pub fn isa(&self) -> Isa {
         self.conv1.isa
     }
 
     /// Output shape for `input`: same batch and spatial size, `config.out_channels()` channels.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvParams, Inception, InceptionConfig, InceptionWeights, Nhwc};
+    ///
+    /// // 1 input channel, one output channel per branch, no reductions, no pool projection.
+    /// let config = InceptionConfig {
+    ///     in_channels: 1,
+    ///     c1x1: 1,
+    ///     c3x3_reduce: None,
+    ///     c3x3: 1,
+    ///     c5x5_reduce: None,
+    ///     c5x5: 1,
+    ///     pool_proj: None,
+    /// };
+    /// let (w1, w3, w5) = ([2.0], [1.0; 9], [1.0; 25]);
+    /// let weights = InceptionWeights {
+    ///     conv1x1: ConvParams { weights: &w1, bias: None },
+    ///     reduce3x3: None,
+    ///     conv3x3: ConvParams { weights: &w3, bias: None },
+    ///     reduce5x5: None,
+    ///     conv5x5: ConvParams { weights: &w5, bias: None },
+    ///     pool_proj: None,
+    /// };
+    /// let module = Inception::new(&config, &weights)?;
+    /// assert_eq!(module.output_shape(Nhwc::new(2, 28, 28, 1)), Nhwc::new(2, 28, 28, 4));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn output_shape(&self, input: Nhwc) -> Nhwc {
         Nhwc {
             c: self.config.out_channels(),
@@ -229,6 +498,36 @@ impl Inception {
     }
 
     /// Multiply-adds of every convolution for `input`, padded taps included (as usually counted).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvParams, Inception, InceptionConfig, InceptionWeights, Nhwc};
+    ///
+    /// // 1 input channel, one output channel per branch, no reductions, no pool projection.
+    /// let config = InceptionConfig {
+    ///     in_channels: 1,
+    ///     c1x1: 1,
+    ///     c3x3_reduce: None,
+    ///     c3x3: 1,
+    ///     c5x5_reduce: None,
+    ///     c5x5: 1,
+    ///     pool_proj: None,
+    /// };
+    /// let (w1, w3, w5) = ([2.0], [1.0; 9], [1.0; 25]);
+    /// let weights = InceptionWeights {
+    ///     conv1x1: ConvParams { weights: &w1, bias: None },
+    ///     reduce3x3: None,
+    ///     conv3x3: ConvParams { weights: &w3, bias: None },
+    ///     reduce5x5: None,
+    ///     conv5x5: ConvParams { weights: &w5, bias: None },
+    ///     pool_proj: None,
+    /// };
+    /// let module = Inception::new(&config, &weights)?;
+    /// // Per pixel: 1 (1x1) + 9 (3x3) + 25 (5x5); the pool has no multiplies.
+    /// assert_eq!(module.macs(Nhwc::new(1, 4, 4, 1)), 16 * 35);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn macs(&self, input: Nhwc) -> u64 {
         let cfg = &self.config;
         let px = input.pixels() as u64;
@@ -291,7 +590,33 @@ impl Inception {
         )
     }
 
-    /// Peak scratch per thread, in bytes, for an input of width `w` (independent of height).
+    /// Peak scratch per thread, in bytes, for an input of width `w` (independent of height):
+    /// reduced rows with their halos and pooled rows. It comes from incept's per-thread scratch
+    /// cache (see the crate docs, "Scratch memory").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvParams, Inception, InceptionConfig, InceptionWeights};
+    ///
+    /// let config = InceptionConfig::googlenet(192, 64, 96, 128, 16, 32, 32);
+    /// let sizes = [(64, 192), (96, 192), (128, 9 * 96), (16, 192), (32, 25 * 16), (32, 192)];
+    /// let data: Vec<Vec<f32>> = sizes.iter().map(|&(o, i)| vec![0.01; o * i]).collect();
+    /// let p = |i: usize| ConvParams { weights: &data[i], bias: None };
+    /// let weights = InceptionWeights {
+    ///     conv1x1: p(0),
+    ///     reduce3x3: Some(p(1)),
+    ///     conv3x3: p(2),
+    ///     reduce5x5: Some(p(3)),
+    ///     conv5x5: p(4),
+    ///     pool_proj: Some(p(5)),
+    /// };
+    /// let module = Inception::new(&config, &weights)?;
+    /// let per_thread = module.scratch_bytes_per_thread(28);
+    /// // A band of rows, far less than one 28x28 intermediate tensor per branch.
+    /// assert!(per_thread > 0 && per_thread < 28 * 28 * (96 + 16 + 192) * 4);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn scratch_bytes_per_thread(&self, w: usize) -> usize {
         let (s3, s5, sp) = self.scratch_len(w);
         let winograd = match &self.conv3 {
@@ -307,6 +632,52 @@ impl Inception {
     /// Runs the module: `output` (n x h x w x `config.out_channels()`, possibly a channel slice of
     /// a wider tensor) receives `[1x1 | 3x3 | 5x5 | pool]`. After the first run on a thread,
     /// allocates nothing. Bit-identical for every [`Parallelism`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::ShapeMismatch`] if the input channels are not `config.in_channels` or the
+    /// output shape is not [`Inception::output_shape`] of the input. Nothing is written then.
+    ///
+    /// # Examples
+    ///
+    /// The module writing into channels 1..5 of a 6-channel tensor, e.g. to concatenate it with
+    /// other layers' outputs:
+    ///
+    /// ```
+    /// use incept::{
+    ///     ConvParams, Inception, InceptionConfig, InceptionWeights, Nhwc, Parallelism, TensorView,
+    ///     TensorViewMut,
+    /// };
+    ///
+    /// // 1 input channel, one output channel per branch, no reductions, no pool projection.
+    /// let config = InceptionConfig {
+    ///     in_channels: 1,
+    ///     c1x1: 1,
+    ///     c3x3_reduce: None,
+    ///     c3x3: 1,
+    ///     c5x5_reduce: None,
+    ///     c5x5: 1,
+    ///     pool_proj: None,
+    /// };
+    /// let (w1, w3, w5) = ([2.0], [1.0; 9], [1.0; 25]);
+    /// let weights = InceptionWeights {
+    ///     conv1x1: ConvParams { weights: &w1, bias: None },
+    ///     reduce3x3: None,
+    ///     conv3x3: ConvParams { weights: &w3, bias: None },
+    ///     reduce5x5: None,
+    ///     conv5x5: ConvParams { weights: &w5, bias: None },
+    ///     pool_proj: None,
+    /// };
+    /// let module = Inception::new(&config, &weights)?;
+    /// let shape = Nhwc::new(1, 3, 3, 1);
+    /// let x = [1.0; 9];
+    /// let mut y = vec![-1.0; 9 * 6];
+    /// let mut slice = TensorViewMut::with_layout(&mut y, module.output_shape(shape), 6, 1)?;
+    /// module.run(&TensorView::new(&x, shape)?, &mut slice, Parallelism::Sequential)?;
+    /// // The centre pixel: 1x1 = 2, 3x3 = 9 ones, 5x5 = the 9 pixels there are, pool = 1.
+    /// assert_eq!(y[4 * 6..5 * 6], [-1.0, 2.0, 9.0, 9.0, 1.0, -1.0]);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn run(
         &self,
         input: &TensorView<'_>,
@@ -547,6 +918,44 @@ impl Inception {
 /// The oracle for [`Inception`]: the module as separate reference layers
 /// (`incept::reference`), each intermediate materialised, concatenated into a new dense
 /// `n x h x w x out_channels` tensor. Slow and allocating; for tests and checks.
+///
+/// # Errors
+///
+/// Whatever [`Inception::new`] refuses for `config` and `weights`;
+/// [`ErrorKind::ShapeMismatch`] if `shape.c` is not `config.in_channels` or `input.len()` is
+/// not `shape`'s element count; [`ErrorKind::InvalidArgument`] for a zero dimension.
+///
+/// # Examples
+///
+/// See [`Inception`] for a comparison with the fused module. On its own:
+///
+/// ```
+/// use incept::{inception_reference, ConvParams, InceptionConfig, InceptionWeights, Nhwc};
+///
+/// // 1 input channel, one output channel per branch, no reductions, no pool projection.
+/// let config = InceptionConfig {
+///     in_channels: 1,
+///     c1x1: 1,
+///     c3x3_reduce: None,
+///     c3x3: 1,
+///     c5x5_reduce: None,
+///     c5x5: 1,
+///     pool_proj: None,
+/// };
+/// let (w1, w3, w5) = ([2.0], [1.0; 9], [1.0; 25]);
+/// let weights = InceptionWeights {
+///     conv1x1: ConvParams { weights: &w1, bias: None },
+///     reduce3x3: None,
+///     conv3x3: ConvParams { weights: &w3, bias: None },
+///     reduce5x5: None,
+///     conv5x5: ConvParams { weights: &w5, bias: None },
+///     pool_proj: None,
+/// };
+/// // One pixel: only the centre tap of each window is inside the image.
+/// let y = inception_reference(&config, &weights, &[3.0], Nhwc::new(1, 1, 1, 1))?;
+/// assert_eq!(y, [6.0, 3.0, 3.0, 3.0]);
+/// # Ok::<(), incept::Error>(())
+/// ```
 pub fn inception_reference(
     config: &InceptionConfig,
     weights: &InceptionWeights<'_>,

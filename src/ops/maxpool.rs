@@ -23,6 +23,22 @@ const L1_WINDOW_BYTES: usize = 24 * 1024;
 pub const MAX_POOL_KERNEL: usize = 64;
 
 /// Describes a max-pool: square `kernel x kernel` window, one stride, per-side padding.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{MaxPool2d, MaxPool2dDesc, Nhwc, Padding};
+///
+/// // GoogLeNet's between-stage pool: 3x3, stride 2, ceil-mode emulated with bottom/right padding.
+/// let desc = MaxPool2dDesc {
+///     kernel: 3,
+///     stride: 2,
+///     padding: Padding { top: 0, left: 0, bottom: 1, right: 1 },
+/// };
+/// let pool = MaxPool2d::new(&desc)?;
+/// assert_eq!(pool.output_shape(Nhwc::new(1, 28, 28, 480))?, Nhwc::new(1, 14, 14, 480));
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxPool2dDesc {
     /// Window side, `1..=64`.
@@ -35,6 +51,17 @@ pub struct MaxPool2dDesc {
 
 impl MaxPool2dDesc {
     /// GoogLeNet's module pool: 3x3, stride 1, padding 1 ("same").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{MaxPool2d, MaxPool2dDesc, Nhwc};
+    ///
+    /// let pool = MaxPool2d::new(&MaxPool2dDesc::INCEPTION)?;
+    /// let shape = Nhwc::new(1, 28, 28, 192);
+    /// assert_eq!(pool.output_shape(shape)?, shape);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub const INCEPTION: MaxPool2dDesc = MaxPool2dDesc {
         kernel: 3,
         stride: 1,
@@ -43,7 +70,31 @@ impl MaxPool2dDesc {
 }
 
 /// A max-pool operator. It has no weights; creating it picks the ISA.
-#[derive(Debug)]
+///
+/// # Examples
+///
+/// ```
+/// use incept::{MaxPool2d, MaxPool2dDesc, Nhwc, Padding, Parallelism, TensorView, TensorViewMut};
+///
+/// // 2x2 windows, stride 2, on a 2x4 image of one channel.
+/// let pool =
+///     MaxPool2d::new(&MaxPool2dDesc { kernel: 2, stride: 2, padding: Padding::default() })?;
+/// let x = [
+///     1.0, 5.0, -1.0, -2.0,
+///     3.0, 2.0, -3.0, -4.0,
+/// ];
+/// let mut y = [0.0; 2];
+/// pool.run(
+///     &TensorView::new(&x, Nhwc::new(1, 2, 4, 1))?,
+///     &mut TensorViewMut::new(&mut y, Nhwc::new(1, 1, 2, 1))?,
+///     Parallelism::Sequential,
+/// )?;
+/// assert_eq!(y, [5.0, -1.0]);
+/// # Ok::<(), incept::Error>(())
+/// ```
+///
+/// `MaxPool2d` is `Send + Sync` and cheap to clone (a few words, no buffers).
+#[derive(Clone, Debug)]
 pub struct MaxPool2d {
     desc: MaxPool2dDesc,
     window: Window,
@@ -54,11 +105,45 @@ pub struct MaxPool2d {
 
 impl MaxPool2d {
     /// Creates the operator on the best ISA allowed.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidArgument`] for a kernel outside `1..=MAX_POOL_KERNEL`, a zero stride
+    /// or a padding not less than the kernel; [`ErrorKind::UnsupportedIsa`] if a cap names an
+    /// ISA this CPU lacks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{MaxPool2d, MaxPool2dDesc, Padding};
+    ///
+    /// let pool = MaxPool2d::new(&MaxPool2dDesc::INCEPTION)?;
+    /// assert_eq!(pool.desc().kernel, 3);
+    /// // Padding as wide as the window would make windows of padding only.
+    /// let bad = MaxPool2dDesc { kernel: 2, stride: 1, padding: Padding::uniform(2) };
+    /// assert!(MaxPool2d::new(&bad).is_err());
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn new(desc: &MaxPool2dDesc) -> Result<Self> {
         Self::with_options(desc, OpOptions::default())
     }
 
     /// Like [`MaxPool2d::new`], with options (e.g. an ISA cap).
+    ///
+    /// # Errors
+    ///
+    /// As [`MaxPool2d::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Isa, MaxPool2d, MaxPool2dDesc, OpOptions};
+    ///
+    /// let options = OpOptions::with_max_isa(Some(Isa::Scalar));
+    /// let pool = MaxPool2d::with_options(&MaxPool2dDesc::INCEPTION, options)?;
+    /// assert_eq!(pool.isa(), Isa::Scalar);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn with_options(desc: &MaxPool2dDesc, options: OpOptions) -> Result<Self> {
         let window = Window::new(
             "maxpool",
@@ -96,13 +181,58 @@ impl MaxPool2d {
 
     /// Output shape for `input` (same channels), or an error if the padded input is smaller
     /// than the window.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidArgument`] if the window does not fit the padded input;
+    /// [`ErrorKind::Overflow`] if the padded size overflows `usize`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{MaxPool2d, MaxPool2dDesc, Nhwc, Padding};
+    ///
+    /// let pool =
+    ///     MaxPool2d::new(&MaxPool2dDesc { kernel: 3, stride: 2, padding: Padding::default() })?;
+    /// assert_eq!(pool.output_shape(Nhwc::new(1, 7, 7, 8))?, Nhwc::new(1, 3, 3, 8));
+    /// assert!(pool.output_shape(Nhwc::new(1, 2, 2, 8)).is_err()); // smaller than the window
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn output_shape(&self, input: Nhwc) -> Result<Nhwc> {
         let (h, w) = self.window.output_size("maxpool", input)?;
         Ok(Nhwc::new(input.n, h, w, input.c))
     }
 
     /// Computes `output = maxpool(input)`. Either view may be a channel slice of a wider tensor.
-    /// Allocates nothing.
+    /// Allocates nothing. Bit-identical for every [`Parallelism`]. Padding never wins; a window
+    /// holding a NaN gives NaN.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::ShapeMismatch`] if the output shape is not [`MaxPool2d::output_shape`] of
+    /// the input; as `output_shape` if the window does not fit. Nothing is written then.
+    ///
+    /// # Examples
+    ///
+    /// "Same" pooling of channel 1 of a two-channel image into a one-channel output; padding
+    /// never wins, even against negative values:
+    ///
+    /// ```
+    /// use incept::{MaxPool2d, MaxPool2dDesc, Nhwc, Parallelism, TensorView, TensorViewMut};
+    ///
+    /// let pool = MaxPool2d::new(&MaxPool2dDesc::INCEPTION)?;
+    /// // A 1x3 image; channel 0 is ignored, channel 1 is pooled.
+    /// let x = [0.0, -3.0, 0.0, -1.0, 0.0, -2.0];
+    /// let input = TensorView::new(&x, Nhwc::new(1, 1, 3, 2))?.channels(1, 1)?;
+    /// let mut y = [0.0; 3];
+    /// pool.run(
+    ///     &input,
+    ///     &mut TensorViewMut::new(&mut y, Nhwc::new(1, 1, 3, 1))?,
+    ///     Parallelism::Sequential,
+    /// )?;
+    /// assert_eq!(y, [-1.0, -1.0, -1.0]);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn run(
         &self,
         input: &TensorView<'_>,

@@ -22,6 +22,7 @@ pub use window::Padding;
 
 use std::cell::RefCell;
 use std::ops::Range;
+use std::sync::Arc;
 
 use aligned_vec::{AVec, ConstAlign};
 
@@ -32,6 +33,31 @@ use crate::isa::{self, Isa};
 use crate::pack::PackedWeights;
 
 /// The activation fused into an operator's store: applied in registers, never a second pass.
+/// NaN sums stay NaN (the bounds are compared, not `f32::max`ed), as in PyTorch.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{Conv1x1, Epilogue, Nhwc, Parallelism, TensorView, TensorViewMut};
+///
+/// // Four pixels of one channel, copied through each epilogue.
+/// let x = [-3.0, 0.5, 7.0, 2.0];
+/// let shape = Nhwc::new(1, 1, 4, 1);
+/// let apply = |epilogue| -> Result<Vec<f32>, incept::Error> {
+///     let copy = Conv1x1::new(1, 1, &[1.0], None, epilogue)?;
+///     let mut y = vec![0.0; 4];
+///     let input = TensorView::new(&x, shape)?;
+///     copy.run(&input, &mut TensorViewMut::new(&mut y, shape)?, Parallelism::Sequential)?;
+///     Ok(y)
+/// };
+/// assert_eq!(apply(Epilogue::None)?, [-3.0, 0.5, 7.0, 2.0]);
+/// assert_eq!(apply(Epilogue::Relu)?, [0.0, 0.5, 7.0, 2.0]);
+/// assert_eq!(apply(Epilogue::Relu6)?, [0.0, 0.5, 6.0, 2.0]);
+/// assert_eq!(apply(Epilogue::Clamp { min: -1.0, max: 1.0 })?, [-1.0, 0.5, 1.0, 1.0]);
+/// // A clamp must have min <= max.
+/// assert!(apply(Epilogue::Clamp { min: 1.0, max: -1.0 }).is_err());
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Epilogue {
     /// Store the sums as they are.
@@ -68,17 +94,30 @@ impl Epilogue {
     }
 }
 
-/// Options shared by every operator's constructor.
+/// Options shared by every operator's constructor (`with_options`); `new` uses the default:
+/// the best ISA allowed, the direct algorithm ([`Accuracy::Exact`]).
+///
+/// # Examples
 ///
 /// ```
-/// use incept::{Accuracy, ConvAlgorithm, OpOptions};
+/// use incept::{Accuracy, ConvAlgorithm, Conv1x1, Epilogue, Isa, OpOptions};
+///
+/// // Pin one operator to the portable kernels, e.g. to compare it with the SIMD ones.
+/// let options = OpOptions::with_max_isa(Some(Isa::Scalar));
+/// let conv = Conv1x1::with_options(1, 1, &[1.0], None, Epilogue::None, options)?;
+/// assert_eq!(conv.isa(), Isa::Scalar);
+/// assert_eq!(OpOptions::default().max_isa, None);
+///
 /// // Allow fast algorithms (Winograd for 3x3) where they are faster; keep the best ISA.
 /// let options = OpOptions { accuracy: Accuracy::Relaxed, ..OpOptions::default() };
 /// assert_eq!(options.algorithm, ConvAlgorithm::Auto);
+/// # Ok::<(), incept::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OpOptions {
-    /// Cap this operator's ISA (on top of the global cap); `None` = the best allowed.
+    /// Cap this operator's ISA (on top of the process-wide cap, see [`crate::isa`]); `None` =
+    /// the best the process-wide cap allows. An ISA this CPU lacks makes the constructor fail
+    /// with [`ErrorKind::UnsupportedIsa`].
     pub max_isa: Option<Isa>,
     /// How 3x3 stride-1 convolutions are computed (also inside the fused operators).
     pub algorithm: ConvAlgorithm,
@@ -162,8 +201,9 @@ pub(crate) fn tile_error(op: &str, e: TileError) -> Error {
 }
 
 /// What every convolution shares: validated channel counts, the chosen kernel and ISA proof,
-/// the epilogue, and the weights packed for that kernel.
-#[derive(Debug)]
+/// the epilogue, and the weights packed for that kernel. The packed weights sit behind an
+/// [`Arc`], so cloning a core (and the operator holding it) shares them instead of copying.
+#[derive(Clone, Debug)]
 pub(crate) struct ConvCore {
     pub(crate) in_channels: usize,
     pub(crate) out_channels: usize,
@@ -172,7 +212,7 @@ pub(crate) struct ConvCore {
     pub(crate) isa: Isa,
     token: IsaToken,
     pub(crate) kernel: &'static KernelInfo,
-    packed: PackedWeights,
+    packed: Arc<PackedWeights>,
 }
 
 impl ConvCore {
@@ -223,7 +263,14 @@ impl ConvCore {
                 format!("no conv kernel for ISA {isa} in this build"),
             )
         })?;
-        let packed = PackedWeights::new(weights, bias, out_channels, taps, in_channels, kernel.nr)?;
+        let packed = Arc::new(PackedWeights::new(
+            weights,
+            bias,
+            out_channels,
+            taps,
+            in_channels,
+            kernel.nr,
+        )?);
         Ok(ConvCore {
             in_channels,
             out_channels,
@@ -234,6 +281,11 @@ impl ConvCore {
             kernel,
             packed,
         })
+    }
+
+    /// Whether `self` and `other` use the same packed weights (one allocation, not equal copies).
+    pub(crate) fn shares_weights_with(&self, other: &ConvCore) -> bool {
+        Arc::ptr_eq(&self.packed, &other.packed)
     }
 
     /// Checks the views' channel counts against the weights'.

@@ -8,13 +8,42 @@ use incept_kernels::TapSet;
 use super::conv2d::{Dest, Source};
 use super::maxpool::{MaxPool2d, MaxPool2dDesc};
 use super::{with_scratch, ConvCore, ConvParams, Epilogue, OpOptions, ONE_TAP};
+#[cfg(doc)]
+use crate::error::ErrorKind;
 use crate::error::{mismatch, Result};
 use crate::isa::Isa;
 use crate::parallel::{chunk_pixels, for_each_output_chunk, Parallelism};
 use crate::tensor::{Nhwc, TensorView, TensorViewMut};
 
-/// Max-pool (`pool`) followed by a 1x1 convolution `in_channels -> out_channels`.
-#[derive(Debug)]
+/// Max-pool (`pool`) followed by a 1x1 convolution `in_channels -> out_channels`, fused: each
+/// thread pools a band of rows into its scratch and projects it from there, so the pooled
+/// tensor is never written out. The Inception module's pool branch.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{ConvParams, Epilogue, MaxPool2dDesc, Nhwc, Parallelism, PoolProjection};
+/// use incept::{TensorView, TensorViewMut};
+///
+/// // Pool 3x3 "same", then project 2 channels to 1: channel 0 minus channel 1.
+/// let proj = ConvParams { weights: &[1.0, -1.0], bias: None };
+/// let op = PoolProjection::new(&MaxPool2dDesc::INCEPTION, 2, 1, proj, Epilogue::None)?;
+/// // A 2x2 image: every 3x3 window covers all four pixels, so each output is 4 - 10.
+/// let x = [1.0, 0.0, 2.0, 0.0, 3.0, 0.0, 4.0, 10.0];
+/// let mut y = [0.0; 4];
+/// op.run(
+///     &TensorView::new(&x, Nhwc::new(1, 2, 2, 2))?,
+///     &mut TensorViewMut::new(&mut y, Nhwc::new(1, 2, 2, 1))?,
+///     Parallelism::Sequential,
+/// )?;
+/// assert_eq!(y, [-6.0; 4]);
+/// # Ok::<(), incept::Error>(())
+/// ```
+///
+/// `PoolProjection` is `Send + Sync`: any number of threads may run one operator at once,
+/// through a reference or an `Arc`. Cloning is cheap: a clone shares the packed weights
+/// (reference-counted, never copied); see [`PoolProjection::shares_weights_with`].
+#[derive(Clone, Debug)]
 pub struct PoolProjection {
     pool: MaxPool2d,
     proj: ConvCore,
@@ -24,7 +53,25 @@ pub struct PoolProjection {
 const BAND_TARGET_BYTES: usize = 64 * 1024;
 
 impl PoolProjection {
-    /// Creates the operator: `pool`, then the 1x1 `proj` (OHWI `[out][in]`) and `epilogue`.
+    /// Creates the operator: `pool`, then the 1x1 `proj` (OHWI `[out][in]`, optional bias
+    /// `[out]`) and `epilogue`, on the best ISA allowed.
+    ///
+    /// # Errors
+    ///
+    /// As [`MaxPool2d::new`] for `pool` and [`Conv1x1::new`](crate::Conv1x1::new) for the
+    /// projection (messages say `pool projection`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvParams, Epilogue, MaxPool2dDesc, PoolProjection};
+    ///
+    /// let proj = ConvParams { weights: &[0.5; 3 * 4], bias: Some(&[0.0; 3]) };
+    /// assert!(PoolProjection::new(&MaxPool2dDesc::INCEPTION, 4, 3, proj, Epilogue::Relu).is_ok());
+    /// // 4 inputs x 3 outputs need 12 weights.
+    /// let short = ConvParams { weights: &[0.5; 11], bias: None };
+    /// assert!(PoolProjection::new(&MaxPool2dDesc::INCEPTION, 4, 3, short, Epilogue::Relu).is_err());
+    /// ```
     pub fn new(
         pool: &MaxPool2dDesc,
         in_channels: usize,
@@ -43,6 +90,29 @@ impl PoolProjection {
     }
 
     /// Like [`PoolProjection::new`], with options (e.g. an ISA cap).
+    ///
+    /// # Errors
+    ///
+    /// As [`PoolProjection::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvParams, Epilogue, Isa, MaxPool2dDesc, OpOptions, PoolProjection};
+    ///
+    /// let proj = ConvParams { weights: &[1.0, -1.0], bias: None };
+    /// let options = OpOptions::with_max_isa(Some(Isa::Scalar));
+    /// let op = PoolProjection::with_options(
+    ///     &MaxPool2dDesc::INCEPTION,
+    ///     2,
+    ///     1,
+    ///     proj,
+    ///     Epilogue::None,
+    ///     options,
+    /// )?;
+    /// assert_eq!(op.isa(), Isa::Scalar);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn with_options(
         pool: &MaxPool2dDesc,
         in_channels: usize,
@@ -65,12 +135,45 @@ impl PoolProjection {
         Ok(PoolProjection { pool, proj })
     }
 
+    /// Whether `self` and `other` run on the same packed weights: true for an operator and its
+    /// clones, false for operators created separately (even from equal weights).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvParams, Epilogue, MaxPool2dDesc, PoolProjection};
+    ///
+    /// let proj = ConvParams { weights: &[1.0, -1.0], bias: None };
+    /// let op = PoolProjection::new(&MaxPool2dDesc::INCEPTION, 2, 1, proj, Epilogue::None)?;
+    /// assert!(op.clone().shares_weights_with(&op));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
+    pub fn shares_weights_with(&self, other: &Self) -> bool {
+        self.proj.shares_weights_with(&other.proj)
+    }
+
     /// The ISA this operator runs on.
     pub fn isa(&self) -> Isa {
         self.proj.isa
     }
 
-    /// Output shape for `input`.
+    /// Output shape for `input`: the pool's output size, `out_channels` channels.
+    ///
+    /// # Errors
+    ///
+    /// As [`MaxPool2d::output_shape`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvParams, Epilogue, MaxPool2dDesc, Nhwc, PoolProjection};
+    ///
+    /// // Pool 3x3 "same", then project 2 channels to 1: channel 0 minus channel 1.
+    /// let proj = ConvParams { weights: &[1.0, -1.0], bias: None };
+    /// let op = PoolProjection::new(&MaxPool2dDesc::INCEPTION, 2, 1, proj, Epilogue::None)?;
+    /// assert_eq!(op.output_shape(Nhwc::new(1, 14, 14, 2))?, Nhwc::new(1, 14, 14, 1));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn output_shape(&self, input: Nhwc) -> Result<Nhwc> {
         Ok(Nhwc {
             c: self.proj.out_channels,
@@ -88,6 +191,21 @@ impl PoolProjection {
     }
 
     /// Peak scratch per thread, in bytes, for output width `ow` (independent of the height).
+    /// It comes from incept's per-thread scratch cache (see the crate docs, "Scratch memory").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvParams, Epilogue, MaxPool2dDesc, PoolProjection};
+    ///
+    /// // Pool 3x3 "same", then project 2 channels to 1: channel 0 minus channel 1.
+    /// let proj = ConvParams { weights: &[1.0, -1.0], bias: None };
+    /// let op = PoolProjection::new(&MaxPool2dDesc::INCEPTION, 2, 1, proj, Epilogue::None)?;
+    /// // A band of pooled rows of 28 pixels x 2 channels of f32.
+    /// let bytes = op.scratch_bytes_per_thread(28);
+    /// assert_eq!(bytes % (28 * 2 * 4), 0);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn scratch_bytes_per_thread(&self, ow: usize) -> usize {
         [ow, self.proj.in_channels, std::mem::size_of::<f32>()]
             .iter()
@@ -96,6 +214,33 @@ impl PoolProjection {
 
     /// Pools and projects. Either view may be a channel slice of a wider tensor. After the first
     /// run on a thread, allocates nothing. Bit-identical for every [`Parallelism`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::ShapeMismatch`] if the channels are not the operator's or the output shape
+    /// is not [`PoolProjection::output_shape`] of the input; as `output_shape` if the window
+    /// does not fit. Nothing is written then.
+    ///
+    /// # Examples
+    ///
+    /// Writing the projection into the last channel of a wider output, as the Inception
+    /// module's pool branch does:
+    ///
+    /// ```
+    /// use incept::{ConvParams, Epilogue, MaxPool2dDesc, Nhwc, Parallelism, PoolProjection};
+    /// use incept::{TensorView, TensorViewMut};
+    ///
+    /// // Pool 3x3 "same", then project 2 channels to 1: channel 0 minus channel 1.
+    /// let proj = ConvParams { weights: &[1.0, -1.0], bias: None };
+    /// let op = PoolProjection::new(&MaxPool2dDesc::INCEPTION, 2, 1, proj, Epilogue::None)?;
+    /// let x = [1.0, 0.0, 2.0, 0.0, 3.0, 0.0, 4.0, 10.0];
+    /// let mut y = [7.0; 2 * 2 * 3];
+    /// let input = TensorView::new(&x, Nhwc::new(1, 2, 2, 2))?;
+    /// let mut last = TensorViewMut::with_layout(&mut y, Nhwc::new(1, 2, 2, 1), 3, 2)?;
+    /// op.run(&input, &mut last, Parallelism::Global)?;
+    /// assert_eq!(y, [7.0, 7.0, -6.0, 7.0, 7.0, -6.0, 7.0, 7.0, -6.0, 7.0, 7.0, -6.0]);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn run(
         &self,
         input: &TensorView<'_>,

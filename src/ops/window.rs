@@ -9,7 +9,19 @@
 use crate::error::{invalid, Result};
 use crate::tensor::Nhwc;
 
-/// Zero padding on each side of the input, in pixels (ONNX allows them to differ).
+/// Zero padding on each side of the input, in pixels (ONNX allows them to differ). Padded
+/// positions are never multiplied (convolutions skip them) and never win a max-pool.
+///
+/// # Examples
+///
+/// ```
+/// use incept::Padding;
+///
+/// assert_eq!(Padding::same(5), Padding::uniform(2));
+/// // ONNX `pads = [top, left, bottom, right]` = [0, 1, 1, 0]:
+/// let onnx = Padding { top: 0, left: 1, bottom: 1, right: 0 };
+/// assert_ne!(onnx, Padding::default());
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Padding {
     /// Rows above.
@@ -24,6 +36,13 @@ pub struct Padding {
 
 impl Padding {
     /// `p` on every side.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = incept::Padding::uniform(1);
+    /// assert_eq!((p.top, p.left, p.bottom, p.right), (1, 1, 1, 1));
+    /// ```
     pub const fn uniform(p: usize) -> Self {
         Padding {
             top: p,
@@ -33,7 +52,17 @@ impl Padding {
         }
     }
 
-    /// "Same" padding for an odd `kernel` at stride 1: `(kernel - 1) / 2` on every side.
+    /// "Same" padding for an odd `kernel` at stride 1: `(kernel - 1) / 2` on every side, so
+    /// the output has the input's height and width.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::Padding;
+    ///
+    /// assert_eq!(Padding::same(3), Padding::uniform(1));
+    /// assert_eq!(Padding::same(1), Padding::uniform(0));
+    /// ```
     pub const fn same(kernel: usize) -> Self {
         Self::uniform(kernel.saturating_sub(1) / 2)
     }

@@ -28,7 +28,7 @@ use crate::error::{checked_product, Error, ErrorKind, Result};
 const BAND_TARGET_BYTES: usize = 1 << 20;
 
 /// A 3x3 stride-1 convolution computed with Winograd F(4x4, 3x3).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Winograd {
     /// The 36 GEMMs: filter transforms packed as 36 "taps" of `in x out`, no bias, no clamp.
     pub(crate) gemm: ConvCore,

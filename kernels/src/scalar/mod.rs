@@ -10,7 +10,17 @@ pub const MR: usize = 4;
 /// Output channels per packed block of the portable kernel.
 pub const NR: usize = 8;
 
-/// Portable 4 pixels x 8 channels kernel. The compiler may auto-vectorise the `NR` loop.
+/// Portable 4 pixels x 8 channels kernel. The compiler may auto-vectorise the `NR` loop. It
+/// multiplies and adds separately (no fused multiply-add).
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::{conv_kernel, scalar, KernelIsa};
+///
+/// assert_eq!(conv_kernel(KernelIsa::Scalar).unwrap().name, scalar::CONV_4X8.name);
+/// assert_eq!((scalar::CONV_4X8.mr, scalar::CONV_4X8.nr), (scalar::MR, scalar::NR));
+/// ```
 pub const CONV_4X8: KernelInfo = KernelInfo {
     name: "conv_4x8__scalar",
     isa: KernelIsa::Scalar,

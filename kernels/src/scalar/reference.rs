@@ -15,6 +15,16 @@
 pub use crate::Clamp;
 
 /// Where an NHWC tensor lives inside a slice.
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::scalar::reference::Layout;
+///
+/// // Channels 2..4 of a 1x2x2x4 tensor.
+/// let slice = Layout { pixel_stride: 4, offset: 2, ..Layout::dense(1, 2, 2, 2) };
+/// assert_eq!(slice.index(0, 1, 1, 1), 2 + 3 * 4 + 1);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     /// Batch.
@@ -33,6 +43,16 @@ pub struct Layout {
 
 impl Layout {
     /// A dense tensor at offset 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept_kernels::scalar::reference::Layout;
+    ///
+    /// let dense = Layout::dense(2, 3, 4, 5);
+    /// assert_eq!((dense.pixel_stride, dense.offset), (5, 0));
+    /// assert_eq!(dense.index(1, 2, 3, 4), 2 * 3 * 4 * 5 - 1);
+    /// ```
     pub fn dense(n: usize, h: usize, w: usize, c: usize) -> Self {
         Layout {
             n,
@@ -44,13 +64,32 @@ impl Layout {
         }
     }
 
-    /// Index of element (n, y, x, ch).
+    /// Index of element (n, y, x, ch): `offset + ((n*h + y)*w + x) * pixel_stride + ch`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept_kernels::scalar::reference::Layout;
+    ///
+    /// let layout = Layout { pixel_stride: 10, offset: 3, ..Layout::dense(1, 2, 2, 4) };
+    /// assert_eq!(layout.index(0, 1, 0, 2), 3 + 2 * 10 + 2);
+    /// ```
     pub fn index(&self, n: usize, y: usize, x: usize, ch: usize) -> usize {
         self.offset + ((n * self.h + y) * self.w + x) * self.pixel_stride + ch
     }
 }
 
 /// Window geometry shared by convolution and pooling.
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::scalar::reference::Window;
+///
+/// // A 1x7 window (as in Inception-v3), "same" along the row only.
+/// let window = Window { kw: 7, pad_left: 3, pad_right: 3, ..Window::square(1, 1, 0) };
+/// assert_eq!(window.output_size(17, 17), (17, 17));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
     /// Kernel height.
@@ -73,6 +112,14 @@ pub struct Window {
 
 impl Window {
     /// A square `k x k` window with stride `s` and `p` padding on every side.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept_kernels::scalar::reference::Window;
+    ///
+    /// assert_eq!(Window::square(3, 2, 1).output_size(224, 224), (112, 112));
+    /// ```
     pub fn square(k: usize, s: usize, p: usize) -> Self {
         Window {
             kh: k,
@@ -86,7 +133,16 @@ impl Window {
         }
     }
 
-    /// Output (height, width) for an `h x w` input: `(h + pads - k) / stride + 1`.
+    /// Output (height, width) for an `h x w` input: `(h + pads - k) / stride + 1`. Panics (or
+    /// wraps) if the window is larger than the padded input.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept_kernels::scalar::reference::Window;
+    ///
+    /// assert_eq!(Window::square(5, 1, 2).output_size(28, 14), (28, 14));
+    /// ```
     pub fn output_size(&self, h: usize, w: usize) -> (usize, usize) {
         let oh = (h + self.pad_top + self.pad_bottom - self.kh) / self.stride_h + 1;
         let ow = (w + self.pad_left + self.pad_right - self.kw) / self.stride_w + 1;
@@ -102,6 +158,33 @@ impl Window {
 /// General NHWC convolution: any window, stride and padding; optional bias; clamp epilogue.
 /// `weights` is OHWI with `O = output.c`, `I = input.c`. Writes only the output layout's
 /// elements, so other channels of a wider output tensor are left untouched.
+///
+/// # Panics
+///
+/// If the output layout's shape is not the window's output for the input, or the weights'
+/// length is not `out x kh x kw x in` (and on any index outside the slices).
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::scalar::reference::{conv2d, Clamp, Layout, Window};
+///
+/// // 3x3 "same" box sum of a 3x3 one-channel image of ones.
+/// let input = [1.0; 9];
+/// let mut output = [0.0; 9];
+/// let layout = Layout::dense(1, 3, 3, 1);
+/// conv2d(
+///     &input,
+///     &layout,
+///     &[1.0; 9],
+///     None,
+///     &Window::square(3, 1, 1),
+///     Clamp::NONE,
+///     &mut output,
+///     &layout,
+/// );
+/// assert_eq!(output, [4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     input: &[f32],
@@ -162,6 +245,29 @@ pub fn conv2d(
 /// General NHWC max-pool: any window, stride and padding. Padding never wins: the maximum is
 /// over the valid taps only (a window with no valid tap yields `-inf`). NaN propagates: if any
 /// valid tap is NaN the result is NaN, as in PyTorch.
+///
+/// # Panics
+///
+/// If the output layout's shape is not the window's output for the input (and on any index
+/// outside the slices).
+///
+/// # Examples
+///
+/// ```
+/// use incept_kernels::scalar::reference::{max_pool2d, Layout, Window};
+///
+/// // A 2x2 image, 2x2 windows padded by 1: a 3x3 output.
+/// let input = [1.0, -3.0, -2.0, 4.0];
+/// let mut output = [0.0; 9];
+/// let (layout, window) = (Layout::dense(1, 2, 2, 1), Window::square(2, 1, 1));
+/// max_pool2d(&input, &layout, &window, &mut output, &Layout::dense(1, 3, 3, 1));
+/// // Corner windows see one pixel each: padding never wins, even against -3.
+/// assert_eq!(output, [1.0, 1.0, -3.0, 1.0, 4.0, 4.0, -2.0, 4.0, 4.0]);
+///
+/// let with_nan = [1.0, f32::NAN, -2.0, 4.0];
+/// max_pool2d(&with_nan, &layout, &window, &mut output, &Layout::dense(1, 3, 3, 1));
+/// assert!(output[4].is_nan() && output[6] == -2.0);
+/// ```
 pub fn max_pool2d(
     input: &[f32],
     in_layout: &Layout,
