@@ -183,30 +183,24 @@ pub(crate) unsafe fn input_body<V: Vector>(
     let mut c = 0;
     while c < channels {
         let n = (channels - c).min(V::LANES);
-        let mut d = [V::splat(0.0); ELEMENTS];
-        for (p, pixel) in pixels.iter().enumerate() {
-            if let Some(offset) = *pixel {
-                // SAFETY: `offset + channels` is inside `src` (checked), `c + n <= channels`.
-                d[p] = unsafe {
-                    let at = src.add(offset + c);
-                    if n == V::LANES {
-                        V::load(at)
-                    } else {
-                        V::load_partial(at, n)
-                    }
-                };
-            }
-        }
-        // Bᵀ d down every column, then Bᵀ along every row of the result.
-        let mut t = [V::splat(0.0); ELEMENTS];
-        for j in 0..ALPHA {
-            let col = b_transpose(core::array::from_fn(|i| d[i * ALPHA + j]));
-            for i in 0..ALPHA {
-                t[i * ALPHA + j] = col[i];
-            }
-        }
+        let load = |p: usize| match pixels[p] {
+            // SAFETY: `offset + channels` is inside `src` (checked), `c + n <= channels`.
+            Some(offset) => unsafe {
+                let at = src.add(offset + c);
+                if n == V::LANES {
+                    V::load(at)
+                } else {
+                    V::load_partial(at, n)
+                }
+            },
+            None => V::splat(0.0),
+        };
+        // Bᵀ d down every column (`cols[j][i]` = row i of column j), then Bᵀ along every row.
+        // Built with `from_fn`, never zero-filled: the arrays stay in registers or one spill.
+        let cols: [[V; ALPHA]; ALPHA] =
+            core::array::from_fn(|j| b_transpose(core::array::from_fn(|i| load(i * ALPHA + j))));
         for i in 0..ALPHA {
-            let row = b_transpose(core::array::from_fn(|j| t[i * ALPHA + j]));
+            let row = b_transpose(core::array::from_fn(|j| cols[j][i]));
             for (j, v) in row.into_iter().enumerate() {
                 // SAFETY: element `e < 36` of channels `c .. c + n`: inside `dst` (checked).
                 unsafe {
@@ -253,21 +247,17 @@ pub(crate) unsafe fn output_body<V: Vector>(
                 }
             }
         };
-        // SAFETY: element `e < 36`, channels `c .. c + n`: inside `m` (checked).
-        let x: [V; ELEMENTS] =
-            core::array::from_fn(|e| load(unsafe { m.add(e * element_stride + c) }));
         // SAFETY: channels `c .. c + n` of the bias (checked).
         let b = load(unsafe { bias.add(c) });
-        // Aᵀ m down every column (6x6 -> 4x6), then Aᵀ along every row (4x6 -> 4x4).
-        let mut s = [V::splat(0.0); TILE * ALPHA];
-        for j in 0..ALPHA {
-            let col = a_transpose(core::array::from_fn(|i| x[i * ALPHA + j]));
-            for i in 0..TILE {
-                s[i * ALPHA + j] = col[i];
-            }
-        }
+        // Aᵀ m down every column (`cols[j][i]`, 6x6 -> 4x6), then Aᵀ along every row (4x4).
+        let cols: [[V; TILE]; ALPHA] = core::array::from_fn(|j| {
+            a_transpose(core::array::from_fn(|i| {
+                // SAFETY: element `e < 36`, channels `c .. c + n`: inside `m` (checked).
+                load(unsafe { m.add((i * ALPHA + j) * element_stride + c) })
+            }))
+        });
         for i in 0..TILE {
-            let row = a_transpose(core::array::from_fn(|j| s[i * ALPHA + j]));
+            let row = a_transpose(core::array::from_fn(|j| cols[j][i]));
             for (j, v) in row.into_iter().enumerate() {
                 if let Some(offset) = pixels[i * TILE + j] {
                     let y = b.add(v).clamp(lo, hi);

@@ -326,8 +326,12 @@ impl ConvCore {
         pixels: usize,
         blocks: Range<usize>,
     ) -> Result<()> {
-        for start in (0..pixels).step_by(self.kernel.mr) {
-            let mr = self.kernel.mr.min(pixels - start);
+        // Balanced tiles (49 pixels = 13 + 12 + 12 + 12, not 14 + 14 + 14 + 7): a short tile
+        // costs nearly a full one's weight traffic. Each pixel's sum is the same either way.
+        let tiles = pixels.div_ceil(self.kernel.mr);
+        let mut start = 0;
+        for t in 0..tiles {
+            let mr = pixels / tiles + usize::from(t < pixels % tiles);
             let a0 = a_offset + start * a_pixel_stride;
             let c0 = c_offset + start * c_pixel_stride;
             self.run_tile(
@@ -342,6 +346,7 @@ impl ConvCore {
                 c_pixel_stride,
                 blocks.clone(),
             )?;
+            start += mr;
         }
         Ok(())
     }
