@@ -30,6 +30,9 @@
 //! the 36 elements the same way and writes 16 pixels (row-major 4x4), each optional so a tile
 //! at the image edge stores only what is inside.
 
+// Index loops over the 6x6 / 4x4 tile read as the math is written (rows i, columns j).
+#![allow(clippy::needless_range_loop)]
+
 use crate::{Clamp, IsaToken, KernelIsa, TileError};
 
 /// Output tile side `m` of F(m x m, 3x3).
