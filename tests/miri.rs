@@ -287,6 +287,68 @@ fn conv2d_with_borders_against_the_reference() {
     }
 }
 
+/// Winograd F(4x4, 3x3): a 6x5 image (two tile rows and columns, the second ones cut by the
+/// image edge), a channel count with full and partial vectors on every ISA, channel slices on
+/// both sides; within 1e-4 of the largest output against the reference.
+#[test]
+fn winograd_conv_against_the_reference() {
+    let (n, h, w, cin) = (1, 6, 5, 9);
+    let window = Window::square(3, 1, 1);
+    for isa in isas() {
+        let cout = couts(isa)[1];
+        let in_spec = Spec::slice(n, h, w, cin, 2, 1).with_margins(1, 1);
+        let out_spec = Spec::slice(n, h, w, cout, 1, 2);
+        let x = activations(Mode::Random, n * h * w * cin, 41);
+        let wts = weights(Mode::Random, cout * 9 * cin, 42);
+        let b = bias(Mode::Random, cout, 43);
+        let options = OpOptions {
+            algorithm: incept::ConvAlgorithm::Winograd,
+            ..options(isa)
+        };
+        let desc = Conv2dDesc::same(cin, cout, 3, Epilogue::Relu);
+        let conv = Conv2d::with_options(&desc, &wts, Some(&b), options).unwrap();
+        let in_buf = in_spec.buffer_with(&x, INPUT_PAD);
+        let init = vec![OUTPUT_SENTINEL; out_spec.buffer_len()];
+        let mut got = init.clone();
+        conv.run(
+            &in_spec.view_via_channels(&in_buf),
+            &mut out_spec.view_mut(&mut got),
+            Parallelism::Sequential,
+        )
+        .unwrap();
+        let want = reference_conv(
+            &in_buf,
+            &in_spec,
+            &wts,
+            Some(&b),
+            &window,
+            relu(),
+            &init,
+            &out_spec,
+        );
+        let mask = out_spec.mask();
+        let largest = want
+            .iter()
+            .zip(&mask)
+            .filter(|(_, &inside)| inside)
+            .fold(0.0f32, |m, (v, _)| m.max(v.abs()));
+        for (idx, (g, wv)) in got.iter().zip(&want).enumerate() {
+            if mask[idx] {
+                assert!(
+                    (g - wv).abs() <= 1e-4 * largest,
+                    "winograd {isa}: element {idx}: got {g}, want {wv}"
+                );
+            } else {
+                assert_eq!(
+                    g.to_bits(),
+                    wv.to_bits(),
+                    "winograd {isa}: element {idx} outside"
+                );
+            }
+        }
+    }
+}
+
 /// Max-pool: the sliding path (3x3 and 2x2 at stride 1, 3x3 at stride 2), the general path
 /// (a NaN in a window), and a channel count with a full vector block and a partial vector.
 #[test]

@@ -10,7 +10,7 @@
 
 use incept_kernels::TapSet;
 
-use super::conv2d::{conv_rows, Dest, Source, MAX_KERNEL};
+use super::conv2d::{Dest, Engine, Source, MAX_KERNEL};
 use super::window::{Padding, Window};
 use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
 #[cfg(doc)]
@@ -163,12 +163,16 @@ pub struct BottleneckWeights<'a> {
 pub struct Bottleneck {
     desc: BottleneckDesc,
     reduce: ConvCore,
-    conv: ConvCore,
+    /// Direct or Winograd (a 3x3 stride 1, as the options choose).
+    conv: Engine,
     window: Window,
 }
 
 /// Bytes of reduced rows a band aims to keep: comfortably inside L2.
 const BAND_TARGET_BYTES: usize = 96 * 1024;
+
+/// Tiles a band aims for when the KxK runs with Winograd (the GEMMs' rows per filter load).
+const WINOGRAD_BAND_TILES: usize = 49;
 
 impl Bottleneck {
     /// Creates the operator on the best ISA allowed: validates both stages and packs their
@@ -244,11 +248,10 @@ impl Bottleneck {
             desc.reduce_epilogue,
             options,
         )?;
-        let conv = ConvCore::new(
+        let conv = Engine::new(
             "bottleneck conv",
-            desc.reduce_channels,
-            desc.out_channels,
-            desc.kernel * desc.kernel,
+            (desc.reduce_channels, desc.out_channels),
+            &window,
             weights.conv,
             weights.conv_bias,
             desc.epilogue,
@@ -294,7 +297,7 @@ impl Bottleneck {
 
     /// The ISA this operator runs on.
     pub fn isa(&self) -> Isa {
-        self.conv.isa
+        self.conv.core().isa
     }
 
     /// Output shape for `input`: the KxK convolution's output size, `out_channels` channels.
@@ -326,8 +329,16 @@ impl Bottleneck {
     }
 
     /// Output rows per band for an input of width `w`, and the input rows such a band needs.
+    ///
+    /// With Winograd the band is whole 4-row tile rows, enough tiles for the GEMMs to reuse each
+    /// packed filter transform, and its rows include the slack a task starting inside a tile row
+    /// needs (up to 3 rows above and below).
     fn band(&self, w: usize) -> (usize, usize) {
         let (k, s) = (self.desc.kernel, self.desc.stride);
+        if self.conv.is_winograd() {
+            let band = (4 * WINOGRAD_BAND_TILES.div_ceil(w.div_ceil(4).max(1))).min(64);
+            return (band, band + k - 1 + 6);
+        }
         let row_bytes = w
             .saturating_mul(self.desc.reduce_channels)
             .saturating_mul(4);
@@ -361,6 +372,12 @@ impl Bottleneck {
     /// ```
     pub fn scratch_bytes_per_thread(&self, input: Nhwc) -> usize {
         let (_, band_rows) = self.band(input.w);
+        let winograd = match &self.conv {
+            Engine::Winograd(wino) => self
+                .output_shape(input)
+                .map_or(0, |out| wino.scratch_bytes(out.w)),
+            Engine::Direct(_) => 0,
+        };
         [
             input.w,
             self.desc.reduce_channels,
@@ -368,6 +385,7 @@ impl Bottleneck {
         ]
         .iter()
         .fold(band_rows, |acc, &x| acc.saturating_mul(x))
+        .saturating_add(winograd)
     }
 
     /// Computes the bottleneck. Either view may be a channel slice of a wider tensor. After the
@@ -428,6 +446,7 @@ impl Bottleneck {
         self.reduce
             .check_channels(ishape.c, self.desc.reduce_channels)?;
         self.conv
+            .core()
             .check_channels(self.desc.reduce_channels, oshape.c)?;
         let expected = self.output_shape(ishape)?;
         if oshape != expected {
@@ -440,14 +459,24 @@ impl Bottleneck {
         let (h, w, r) = (ishape.h, ishape.w, self.desc.reduce_channels);
         let rows_total = oshape.n * oh;
         let work = oshape.pixels().saturating_mul(k * k * r * oshape.c);
-        let chunk_rows = chunk_pixels(par, rows_total, 1, work, 1);
+        // Winograd tasks own whole 4-row tile rows where they can.
+        let winograd = self.conv.is_winograd();
+        let chunk_rows = chunk_pixels(par, rows_total, if winograd { 4 } else { 1 }, work, 1);
         let (band, band_rows) = self.band(w);
         let scratch_len = band_rows * w * r;
         let out_ps = output.pixel_stride();
         let (a, a_ps) = (input.data(), input.pixel_stride());
         let one_tap = TapSet::new(&ONE_TAP);
         // Input rows the output rows `y0..y1` read: `lo..hi`, clipped to the image.
+        // With Winograd, the 6 input rows of every 4-row tile row the outputs touch.
         let needed = |y0: usize, y1: usize| {
+            if winograd {
+                let (ty0, ty1) = (y0 / 4, y1.div_ceil(4));
+                return (
+                    (4 * ty0).saturating_sub(pad.top),
+                    (4 * ty1 + 2 - pad.top).min(h),
+                );
+            }
             (
                 (y0 * s).saturating_sub(pad.top),
                 ((y1 - 1) * s + k - pad.top).min(h),
@@ -470,7 +499,9 @@ impl Bottleneck {
                         // A band never crosses an image boundary.
                         let n = g / oh;
                         let y0 = g - n * oh;
-                        let y1 = (y0 + band).min(oh).min(g1 - n * oh);
+                        // Winograd bands end on tile-row boundaries.
+                        let start = if winograd { y0 - y0 % 4 } else { y0 };
+                        let y1 = (start + band).min(oh).min(g1 - n * oh);
                         let (lo, hi) = needed(y0, y1);
                         // Keep the rows shared with the previous band, compute the rest.
                         let mut ready = lo;
@@ -510,8 +541,8 @@ impl Bottleneck {
                         };
                         // `conv_rows` indexes the scratch from image `n`'s row `lo`: shift by the
                         // rows of the images before `n`.
-                        conv_rows(
-                            &self.conv,
+                        self.conv.run_rows(
+                            "bottleneck",
                             &self.window,
                             &src,
                             n * h + lo,
