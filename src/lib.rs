@@ -30,7 +30,7 @@
 //! | operator | computes |
 //! |---|---|
 //! | [`Conv1x1`] | pointwise convolution, as a GEMM whose A matrix is the NHWC input itself |
-//! | [`Conv2d`] | direct KxK convolution ([`Conv2dDesc`]: any stride, per-side padding) |
+//! | [`Conv2d`] | KxK convolution ([`Conv2dDesc`]: any stride, per-side padding): direct, or Winograd F(4x4, 3x3) for 3x3 stride 1 |
 //! | [`MaxPool2d`] | max-pool ([`MaxPool2dDesc`]); padding never wins, NaN propagates |
 //! | [`Bottleneck`] | 1x1 reduction then KxK, fused: the reduced tensor never exists |
 //! | [`PoolProjection`] | max-pool then 1x1, fused: the pooled tensor never exists |
@@ -164,10 +164,37 @@
 //! multiply-adds and sum in their own order, so their results differ from the portable path's
 //! by rounding (the tests bound that difference, and see none on small-integer data).
 //!
+//! ## Algorithms and the accuracy policy
+//!
+//! Every convolution is direct by default: each output is the reference's sum of products in
+//! another order, exact whenever the exact sum is representable (small integers are exact on
+//! every ISA). [`OpOptions::accuracy`] = [`Accuracy::Relaxed`] lets [`ConvAlgorithm::Auto`] (the
+//! default algorithm) run stride-1 3x3 convolutions with at least [`WINOGRAD_MIN_CHANNELS`]
+//! input and output channels with Winograd F(4x4, 3x3), also inside [`Bottleneck`] and
+//! [`Inception`]; [`ConvAlgorithm::Winograd`] asks for it explicitly. Winograd does 4 multiplies
+//! per output where the direct convolution does 9, and its error is larger: measured against an
+//! f64 reference on random data, at most 1e-5 of the largest output on GoogLeNet's layers (the
+//! tests hold it below 1e-4). It stays bit-identical across thread counts.
+//!
+//! ```
+//! use incept::{Accuracy, ConvAlgorithm, Conv2d, Conv2dDesc, Epilogue, OpOptions};
+//!
+//! let desc = Conv2dDesc::same(32, 32, 3, Epilogue::Relu);
+//! let weights = vec![0.01; 32 * 9 * 32];
+//! let exact = Conv2d::new(&desc, &weights, None)?;
+//! assert_eq!(exact.algorithm(), ConvAlgorithm::Direct);
+//! let relaxed = OpOptions { accuracy: Accuracy::Relaxed, ..OpOptions::default() };
+//! let fast = Conv2d::with_options(&desc, &weights, None, relaxed)?;
+//! assert_eq!(fast.algorithm(), ConvAlgorithm::Winograd);
+//! # Ok::<(), incept::Error>(())
+//! ```
+//!
 //! ## Scratch memory
 //!
-//! [`Conv1x1`], [`Conv2d`] and [`MaxPool2d`] need no scratch: they read the input in place and
-//! write the output directly, and `run` allocates nothing. The fused operators
+//! [`Conv1x1`], [`MaxPool2d`] and the direct [`Conv2d`] need no scratch: they read the input in
+//! place and write the output directly, and `run` allocates nothing. A Winograd [`Conv2d`] keeps
+//! its transformed tiles for a band of tile rows in a second per-thread cache like the one
+//! below (the fused operators' figures include it). The fused operators
 //! ([`Bottleneck`], [`PoolProjection`], [`Inception`]) keep a band of a few rows of their
 //! intermediate tensor per task. That band lives in an internal per-thread cache: one 64-byte
 //! aligned buffer per thread, shared by every operator that runs on the thread, grown when a run

@@ -320,6 +320,31 @@ impl Conv2d {
         self.engine.core().kernel.name
     }
 
+    /// Scratch bytes per thread a run on `input` uses: 0 for the direct convolution; for
+    /// Winograd, the transformed tiles of one band of tile rows (independent of the height).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvAlgorithm, Conv2d, Conv2dDesc, Epilogue, Nhwc, OpOptions};
+    ///
+    /// let desc = Conv2dDesc::same(16, 16, 3, Epilogue::None);
+    /// let direct = Conv2d::new(&desc, &[0.0; 16 * 9 * 16], None)?;
+    /// assert_eq!(direct.scratch_bytes_per_thread(Nhwc::new(1, 28, 28, 16)), 0);
+    /// let options = OpOptions { algorithm: ConvAlgorithm::Winograd, ..OpOptions::default() };
+    /// let winograd = Conv2d::with_options(&desc, &[0.0; 16 * 9 * 16], None, options)?;
+    /// let bytes = winograd.scratch_bytes_per_thread(Nhwc::new(1, 28, 28, 16));
+    /// assert!(bytes > 0);
+    /// assert_eq!(bytes, winograd.scratch_bytes_per_thread(Nhwc::new(1, 5000, 28, 16)));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
+    pub fn scratch_bytes_per_thread(&self, input: Nhwc) -> usize {
+        match (&self.engine, self.output_shape(input)) {
+            (Engine::Winograd(w), Ok(out)) => w.scratch_bytes(out.w),
+            _ => 0,
+        }
+    }
+
     /// Output shape for `input`, or an error if the padded input is smaller than the kernel.
     ///
     /// # Errors
