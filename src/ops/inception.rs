@@ -703,7 +703,7 @@ impl Inception {
         let macs = usize::try_from(self.macs(ishape)).unwrap_or(usize::MAX);
         // A Winograd 3x3 wants tasks of whole 4-row tile rows.
         let granule = if self.conv3.is_winograd() { 4 } else { 1 };
-        let chunk_rows = chunk_pixels(par, rows_total, granule, macs, 1);
+        let chunk_rows = chunk_pixels(par, rows_total, granule, macs, 4);
         let (band, halo) = self.band(w);
         let (len3, len5, lenp) = self.scratch_len(w);
         let (r3, r5) = (cfg.c3x3_reduce.unwrap_or(0), cfg.c5x5_reduce.unwrap_or(0));
