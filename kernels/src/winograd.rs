@@ -280,6 +280,60 @@ pub(crate) unsafe fn output_body<V: Vector>(
     }
 }
 
+/// Defines one ISA's transform entry points, `input` and `output`: the generic bodies compiled
+/// with `$feature` enabled for the vector type `$v` (used by each ISA's `winograd.rs`).
+macro_rules! entry_points {
+    ($v:ty, $feature:literal) => {
+        /// [`crate::winograd::transform_input`] for this module's ISA.
+        ///
+        /// # Safety
+        /// The checks of `transform_input` hold; the CPU supports this module's ISA.
+        #[target_feature(enable = $feature)]
+        pub(crate) unsafe fn input(
+            src: *const f32,
+            pixels: &[Option<usize>; $crate::winograd::ELEMENTS],
+            channels: usize,
+            dst: *mut f32,
+            element_stride: usize,
+        ) {
+            // SAFETY: forwarded contract.
+            unsafe {
+                $crate::winograd::input_body::<$v>(src, pixels, channels, dst, element_stride)
+            }
+        }
+
+        /// [`crate::winograd::transform_output`] for this module's ISA.
+        ///
+        /// # Safety
+        /// The checks of `transform_output` hold; the CPU supports this module's ISA.
+        #[target_feature(enable = $feature)]
+        pub(crate) unsafe fn output(
+            m: *const f32,
+            element_stride: usize,
+            channels: usize,
+            bias: *const f32,
+            clamp: $crate::Clamp,
+            dst: *mut f32,
+            pixels: &[Option<usize>; $crate::winograd::TILE * $crate::winograd::TILE],
+        ) {
+            // SAFETY: forwarded contract.
+            unsafe {
+                $crate::winograd::output_body::<$v>(
+                    m,
+                    element_stride,
+                    channels,
+                    bias,
+                    clamp,
+                    dst,
+                    pixels,
+                )
+            }
+        }
+    };
+}
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) use entry_points;
+
 /// Whether `offset + len` fits in `len_of_slice`.
 fn fits(offset: usize, len: usize, slice_len: usize) -> bool {
     offset.checked_add(len).is_some_and(|end| end <= slice_len)

@@ -200,6 +200,43 @@ pub(crate) fn tile_error(op: &str, e: TileError) -> Error {
     )
 }
 
+/// Checks OHWI `weights` of `taps` taps and an optional bias against the channel counts.
+pub(crate) fn check_weights(
+    op: &str,
+    (in_channels, out_channels): (usize, usize),
+    taps: usize,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+) -> Result<()> {
+    if in_channels == 0 || out_channels == 0 {
+        return Err(invalid(format!(
+            "{op} channels must be at least 1, got in_channels {in_channels}, out_channels {out_channels}"
+        )));
+    }
+    let expected = checked_product(
+        &format!("{op} weight count"),
+        &[out_channels, taps, in_channels],
+    )?;
+    if weights.len() != expected {
+        return Err(Error::new(
+            ErrorKind::BufferTooSmall,
+            format!(
+                "{op} weights have {} elements but {out_channels} out x {taps} taps x {in_channels} in (OHWI) needs {expected}",
+                weights.len()
+            ),
+        ));
+    }
+    if let Some(bias) = bias {
+        if bias.len() != out_channels {
+            return Err(mismatch(format!(
+                "{op} bias has {} elements but there are {out_channels} output channels",
+                bias.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// What every convolution shares: validated channel counts, the chosen kernel and ISA proof,
 /// the epilogue, and the weights packed for that kernel. The packed weights sit behind an
 /// [`Arc`], so cloning a core (and the operator holding it) shares them instead of copying.
@@ -228,32 +265,7 @@ impl ConvCore {
         epilogue: Epilogue,
         options: OpOptions,
     ) -> Result<Self> {
-        if in_channels == 0 || out_channels == 0 {
-            return Err(invalid(format!(
-                "{op} channels must be at least 1, got in_channels {in_channels}, out_channels {out_channels}"
-            )));
-        }
-        let expected = checked_product(
-            &format!("{op} weight count"),
-            &[out_channels, taps, in_channels],
-        )?;
-        if weights.len() != expected {
-            return Err(Error::new(
-                ErrorKind::BufferTooSmall,
-                format!(
-                    "{op} weights have {} elements but {out_channels} out x {taps} taps x {in_channels} in (OHWI) needs {expected}",
-                    weights.len()
-                ),
-            ));
-        }
-        if let Some(bias) = bias {
-            if bias.len() != out_channels {
-                return Err(mismatch(format!(
-                    "{op} bias has {} elements but there are {out_channels} output channels",
-                    bias.len()
-                )));
-            }
-        }
+        check_weights(op, (in_channels, out_channels), taps, weights, bias)?;
         let clamp = epilogue.clamp()?;
         let isa = isa::resolve(options.max_isa)?;
         let token = isa.token()?;

@@ -21,8 +21,8 @@ use incept_kernels::winograd::{
 use incept_kernels::{Clamp, Tap, TapSet};
 
 use super::conv2d::{Dest, Source};
-use super::{mismatch, tile_error, ConvCore, Epilogue, OpOptions};
-use crate::error::{checked_product, Error, ErrorKind, Result};
+use super::{check_weights, tile_error, ConvCore, Epilogue, OpOptions};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Scratch bytes a band aims for (`V` and `M`): well inside L2 next to one block of `U`.
 const BAND_TARGET_BYTES: usize = 1 << 20;
@@ -58,27 +58,7 @@ impl Winograd {
         options: OpOptions,
     ) -> Result<Self> {
         // The checks ConvCore would make on the 3x3 weights, before transforming them.
-        let expected = checked_product(
-            &format!("{op} weight count"),
-            &[out_channels, 9, in_channels],
-        )?;
-        if weights.len() != expected {
-            return Err(Error::new(
-                ErrorKind::BufferTooSmall,
-                format!(
-                    "{op} weights have {} elements but {out_channels} out x 9 taps x {in_channels} in (OHWI) needs {expected}",
-                    weights.len()
-                ),
-            ));
-        }
-        if let Some(bias) = bias {
-            if bias.len() != out_channels {
-                return Err(mismatch(format!(
-                    "{op} bias has {} elements but there are {out_channels} output channels",
-                    bias.len()
-                )));
-            }
-        }
+        check_weights(op, (in_channels, out_channels), 9, weights, bias)?;
         let clamp = epilogue.clamp()?;
         // U as OHWI with 36 "taps": [out][e][in].
         let mut u = vec![0.0f32; out_channels * ELEMENTS * in_channels];

@@ -2,8 +2,7 @@
 
 use core::arch::aarch64::*;
 
-use crate::winograd::{input_body, output_body, Vector, ELEMENTS, TILE};
-use crate::Clamp;
+use crate::winograd::Vector;
 
 impl Vector for float32x4_t {
     const LANES: usize = 4;
@@ -50,36 +49,4 @@ impl Vector for float32x4_t {
     }
 }
 
-/// [`crate::winograd::transform_input`] for NEON.
-///
-/// # Safety
-/// The checks of `transform_input` hold.
-#[target_feature(enable = "neon")]
-pub(crate) unsafe fn input(
-    src: *const f32,
-    pixels: &[Option<usize>; ELEMENTS],
-    channels: usize,
-    dst: *mut f32,
-    element_stride: usize,
-) {
-    // SAFETY: forwarded contract.
-    unsafe { input_body::<float32x4_t>(src, pixels, channels, dst, element_stride) }
-}
-
-/// [`crate::winograd::transform_output`] for NEON.
-///
-/// # Safety
-/// The checks of `transform_output` hold.
-#[target_feature(enable = "neon")]
-pub(crate) unsafe fn output(
-    m: *const f32,
-    element_stride: usize,
-    channels: usize,
-    bias: *const f32,
-    clamp: Clamp,
-    dst: *mut f32,
-    pixels: &[Option<usize>; TILE * TILE],
-) {
-    // SAFETY: forwarded contract.
-    unsafe { output_body::<float32x4_t>(m, element_stride, channels, bias, clamp, dst, pixels) }
-}
+crate::winograd::entry_points!(float32x4_t, "neon");

@@ -2,8 +2,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::winograd::{input_body, output_body, Vector, ELEMENTS, TILE};
-use crate::Clamp;
+use crate::winograd::Vector;
 
 impl Vector for __m512 {
     const LANES: usize = 16;
@@ -55,36 +54,4 @@ impl Vector for __m512 {
     }
 }
 
-/// [`crate::winograd::transform_input`] for AVX-512F.
-///
-/// # Safety
-/// The checks of `transform_input` hold; the CPU has AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn input(
-    src: *const f32,
-    pixels: &[Option<usize>; ELEMENTS],
-    channels: usize,
-    dst: *mut f32,
-    element_stride: usize,
-) {
-    // SAFETY: forwarded contract.
-    unsafe { input_body::<__m512>(src, pixels, channels, dst, element_stride) }
-}
-
-/// [`crate::winograd::transform_output`] for AVX-512F.
-///
-/// # Safety
-/// The checks of `transform_output` hold; the CPU has AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn output(
-    m: *const f32,
-    element_stride: usize,
-    channels: usize,
-    bias: *const f32,
-    clamp: Clamp,
-    dst: *mut f32,
-    pixels: &[Option<usize>; TILE * TILE],
-) {
-    // SAFETY: forwarded contract.
-    unsafe { output_body::<__m512>(m, element_stride, channels, bias, clamp, dst, pixels) }
-}
+crate::winograd::entry_points!(__m512, "avx512f");
