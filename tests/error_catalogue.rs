@@ -1465,3 +1465,38 @@ fn concurrent_runs_match_one_thread() {
         }
     }
 }
+
+/// Row 36: Winograd asked for a convolution it cannot compute, in each operator that takes it.
+#[test]
+fn winograd_forced_on_a_shape_it_cannot_compute() {
+    let winograd = OpOptions {
+        algorithm: incept::ConvAlgorithm::Winograd,
+        ..OpOptions::default()
+    };
+    let desc = Conv2dDesc::same(4, 5, 5, Epilogue::None);
+    let e = Conv2d::with_options(&desc, &[0.0; 5 * 25 * 4], None, winograd).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        e.message(),
+        "conv2d: Winograd F(4x4, 3x3) needs a 3x3 kernel with stride 1, got kernel 5, stride 1"
+    );
+    let strided = Conv2dDesc {
+        stride: 2,
+        ..Conv2dDesc::same(4, 5, 3, Epilogue::None)
+    };
+    let e = Conv2d::with_options(&strided, &[0.0; 5 * 9 * 4], None, winograd).unwrap_err();
+    assert!(e.message().contains("got kernel 3, stride 2"), "{e}");
+    let desc = BottleneckDesc {
+        stride: 2,
+        ..BottleneckDesc::same_relu(6, 4, 5, 3)
+    };
+    let weights = BottleneckWeights {
+        reduce: &[0.0; 4 * 6],
+        reduce_bias: None,
+        conv: &[0.0; 5 * 9 * 4],
+        conv_bias: None,
+    };
+    let e = Bottleneck::with_options(&desc, &weights, winograd).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().starts_with("bottleneck conv: Winograd"), "{e}");
+}
