@@ -26,6 +26,10 @@ pub fn run() -> Result<(), String> {
     println!();
 
     let time = |spec: Spec| measure(&spec, 1, threads, incept::OpOptions::default(), SECONDS);
+    let relaxed = incept::OpOptions {
+        accuracy: incept::Accuracy::Relaxed,
+        ..incept::OpOptions::default()
+    };
     let row = |label: &str, shape: &str, macs: u64, r: &Row| {
         let (rate, _) = r.rate();
         println!(
@@ -76,6 +80,12 @@ pub fn run() -> Result<(), String> {
         "28x28x256",
         total,
         &time(Spec::Named("inception-unfused"))?,
+    );
+    row(
+        "module, fused, Winograd 3x3 (relaxed)",
+        "28x28x256",
+        total,
+        &measure(&Spec::Named("inception"), 1, threads, relaxed, SECONDS)?,
     );
     println!();
 
@@ -192,33 +202,42 @@ fn check() -> Result<(), String> {
         conv5x5: p(4),
         pool_proj: Some(p(5)),
     };
-    let module = Inception::new(&MODULE_3A, &weights).map_err(err)?;
-    let out_shape = module.output_shape(shape);
-    let mut got = vec![0.0; out_shape.element_count().map_err(err)?];
-    let input = TensorView::new(&x, shape).map_err(err)?;
-    module
-        .run(
-            &input,
-            &mut TensorViewMut::new(&mut got, out_shape).map_err(err)?,
-            Parallelism::Global,
-        )
-        .map_err(err)?;
     let want = inception_reference(&MODULE_3A, &weights, &x, shape).map_err(err)?;
-    let max_err = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
     let max_ref = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    println!(
-        "check: fused module vs the reference layers (f32 loops): max |difference| = {max_err:.2e} \
-         (outputs up to {max_ref:.2}), {} outputs",
-        thousands(got.len() as u64)
-    );
-    if max_err > 1e-3 * max_ref.max(1.0) {
-        return Err(format!(
-            "the module differs from the reference by {max_err}"
-        ));
+    for (label, accuracy) in [
+        ("fused module", incept::Accuracy::Exact),
+        ("fused module, Winograd 3x3", incept::Accuracy::Relaxed),
+    ] {
+        let options = incept::OpOptions {
+            accuracy,
+            ..incept::OpOptions::default()
+        };
+        let module = Inception::with_options(&MODULE_3A, &weights, options).map_err(err)?;
+        let out_shape = module.output_shape(shape);
+        let mut got = vec![0.0; out_shape.element_count().map_err(err)?];
+        let input = TensorView::new(&x, shape).map_err(err)?;
+        module
+            .run(
+                &input,
+                &mut TensorViewMut::new(&mut got, out_shape).map_err(err)?,
+                Parallelism::Global,
+            )
+            .map_err(err)?;
+        let max_err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        println!(
+            "check: {label} vs the reference layers (f32 loops): max |difference| = {max_err:.2e} \
+             (outputs up to {max_ref:.2}), {} outputs",
+            thousands(got.len() as u64)
+        );
+        if max_err > 1e-3 * max_ref.max(1.0) {
+            return Err(format!(
+                "the {label} differs from the reference by {max_err}"
+            ));
+        }
     }
     Ok(())
 }
