@@ -275,6 +275,18 @@ fn argument_errors_exit_2_with_a_message() {
     );
     fails(&["bench", "--isa", "foo"], &["unknown ISA 'foo'"]);
     fails(&["bench", "--conv", "28,28,192"], &["--conv expects"]);
+    fails(
+        &["bench", "--algorithm", "fft"],
+        &["--algorithm must be auto, direct or winograd, got 'fft'"],
+    );
+    fails(
+        &["bench", "--accuracy", "loose"],
+        &["--accuracy must be exact or relaxed, got 'loose'"],
+    );
+    fails(
+        &["bench", "--conv", "14,14,8,8,5", "--algorithm", "winograd"],
+        &["Winograd F(4x4, 3x3) needs a 3x3 kernel with stride 1, got kernel 5"],
+    );
     // An ISA this CPU lacks is an error, never SIGILL.
     if let Some(missing) = incept::isa::ALL_ISAS
         .iter()
@@ -997,6 +1009,20 @@ fn bench_json_lines_have_every_key() {
             "peak_pct"
         ]
     );
+
+    // Algorithm options name the variant.
+    let stdout = ok(&[
+        "bench",
+        "--conv",
+        "14,14,16,16,3",
+        "--algorithm",
+        "winograd",
+        "--seconds",
+        "0.02",
+        "--json",
+    ]);
+    let (workload, _) = check_bench_line(stdout.trim());
+    assert_eq!(workload, "conv:14,14,16,16,3,1,1+winograd");
 
     // The table has a peak column.
     let table = ok(&[
