@@ -131,11 +131,19 @@ fn setup(_: &mut Criterion) {
 
 /// Benchmarks an `incept bench` workload (batch 1) on every ISA and thread count.
 fn workload(c: &mut Criterion, group_name: &str, name: &'static str) {
+    workload_with(c, group_name, name, OpOptions::default());
+}
+
+/// [`workload`] with options (their ISA cap is set per ISA).
+fn workload_with(c: &mut Criterion, group_name: &str, name: &'static str, options: OpOptions) {
     let spec = workloads::Spec::Named(name);
     let mut group = c.benchmark_group(group_name);
     for &isa in isa::available() {
-        let mut prepared =
-            workloads::prepare(&spec, 1, OpOptions::with_max_isa(Some(isa))).unwrap();
+        let options = OpOptions {
+            max_isa: Some(isa),
+            ..options
+        };
+        let mut prepared = workloads::prepare(&spec, 1, options).unwrap();
         if prepared.flops > 0.0 {
             group.throughput(Throughput::Elements(prepared.flops as u64));
         } else {
@@ -166,6 +174,13 @@ fn operators(c: &mut Criterion) {
     workload(c, "bottleneck-unfused", "bottleneck-unfused");
     workload(c, "inception3a", "inception"); // the whole module
     workload(c, "inception3a-unfused", "inception-unfused");
+    // Accuracy::Relaxed: the 3x3 convolutions as Winograd F(4x4, 3x3).
+    let relaxed = OpOptions {
+        accuracy: incept::Accuracy::Relaxed,
+        ..OpOptions::default()
+    };
+    workload_with(c, "conv3x3_192x128-winograd", "conv3x3", relaxed);
+    workload_with(c, "inception3a-winograd", "inception", relaxed);
 }
 
 criterion_group!(benches, setup, convolutions, operators);
