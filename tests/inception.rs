@@ -232,8 +232,14 @@ fn winograd_modules_match_the_reference() {
         accuracy: Accuracy::Relaxed,
         ..OpOptions::default()
     };
+    // Under qemu (CI's NEON run) the 7x7 module only: the reference layers are slow emulated.
+    let names: &[&str] = if cfg!(target_arch = "aarch64") {
+        &["5b"]
+    } else {
+        &["3a", "4e", "5b"]
+    };
     for (name, cfg, size) in InceptionConfig::GOOGLENET {
-        if !["3a", "4e", "5b"].contains(&name) {
+        if !names.contains(&name) {
             continue;
         }
         check_with(

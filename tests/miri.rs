@@ -287,15 +287,16 @@ fn conv2d_with_borders_against_the_reference() {
     }
 }
 
-/// Winograd F(4x4, 3x3): a 6x5 image (two tile rows and columns, the second ones cut by the
-/// image edge), a channel count with full and partial vectors on every ISA, channel slices on
-/// both sides; within 1e-4 of the largest output against the reference.
+/// Winograd F(4x4, 3x3): a 5x5 image (two tile rows and columns, the second ones cut by the
+/// image edge), input channels with a full and a partial vector on NEON (a partial one on
+/// AVX2), a partial output-channel block, channel slices on both sides; within 1e-4 of the
+/// largest output against the reference.
 #[test]
 fn winograd_conv_against_the_reference() {
-    let (n, h, w, cin) = (1, 6, 5, 9);
+    let (n, h, w, cin) = (1, 5, 5, 5);
     let window = Window::square(3, 1, 1);
     for isa in isas() {
-        let cout = couts(isa)[1];
+        let cout = couts(isa)[0];
         let in_spec = Spec::slice(n, h, w, cin, 2, 1).with_margins(1, 1);
         let out_spec = Spec::slice(n, h, w, cout, 1, 2);
         let x = activations(Mode::Random, n * h * w * cin, 41);
