@@ -82,7 +82,7 @@ pub fn run() -> Result<(), String> {
         &time(Spec::Named("inception-unfused"))?,
     );
     row(
-        "module, fused, Winograd 3x3 (relaxed)",
+        "module, fused, Winograd 3x3",
         "28x28x256",
         total,
         &measure(&Spec::Named("inception"), 1, threads, relaxed, SECONDS)?,
