@@ -50,7 +50,7 @@ pub struct PoolProjection {
 }
 
 /// Bytes of pooled rows a band aims to keep.
-const BAND_TARGET_BYTES: usize = 64 * 1024;
+const BAND_TARGET_BYTES: usize = 256 * 1024;
 
 impl PoolProjection {
     /// Creates the operator: `pool`, then the 1x1 `proj` (OHWI `[out][in]`, optional bias
