@@ -615,8 +615,9 @@ impl Inception {
     /// };
     /// let module = Inception::new(&config, &weights)?;
     /// let per_thread = module.scratch_bytes_per_thread(28);
-    /// // A band of rows, far less than one 28x28 intermediate tensor per branch.
-    /// assert!(per_thread > 0 && per_thread < 28 * 28 * (96 + 16 + 192) * 4);
+    /// // A band of at most 32 rows (plus halos), whatever the height: far less than the
+    /// // intermediates of a 224-row image.
+    /// assert!(per_thread > 0 && per_thread < 224 * 28 * (96 + 16 + 192) * 4);
     /// # Ok::<(), incept::Error>(())
     /// ```
     pub fn scratch_bytes_per_thread(&self, w: usize) -> usize {
