@@ -78,6 +78,18 @@ impl BottleneckCost {
     }
 
     /// Total with the bottleneck.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::cost::BottleneckCost;
+    ///
+    /// // GoogLeNet 4a's 5x5 branch: 480 channels at 14x14 reduced to 16, then 48 filters.
+    /// let cost = BottleneckCost::new(14, 14, 480, 16, 48, 5);
+    /// assert_eq!(cost.with_bottleneck(), cost.reduce + cost.conv);
+    /// assert_eq!(cost.with_bottleneck(), 1_505_280 + 3_763_200);
+    /// assert!(cost.with_bottleneck() < cost.naive / 20);
+    /// ```
     pub fn with_bottleneck(&self) -> u64 {
         self.reduce + self.conv
     }

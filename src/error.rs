@@ -80,6 +80,19 @@ impl Error {
     }
 
     /// The human-readable message (also what `Display` prints).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Nhwc, TensorView};
+    ///
+    /// let err = TensorView::new(&[0.0; 5], Nhwc::new(1, 2, 3, 1)).unwrap_err();
+    /// assert_eq!(
+    ///     err.message(),
+    ///     "input slice has 5 elements but shape 1x2x3x1 with pixel stride 1 and offset 0 needs 6"
+    /// );
+    /// assert_eq!(err.message(), err.to_string());
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -95,6 +108,22 @@ impl std::error::Error for Error {}
 
 /// `Result` with incept's [`Error`]. Doc examples end with `Ok::<(), incept::Error>(())` so
 /// that `?` works in them.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{Nhwc, Result};
+///
+/// // A helper of your own that passes incept's errors on with `?`.
+/// fn dense_len(shape: Nhwc) -> Result<usize> {
+///     shape.element_count()
+/// }
+/// assert_eq!(dense_len(Nhwc::new(2, 3, 4, 5))?, 120);
+/// // The error type is only a default: it can be named like std's.
+/// let parsed: Result<u8, std::num::ParseIntError> = "7".parse();
+/// assert_eq!(parsed, Ok(7));
+/// # Ok::<(), incept::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Shorthand constructors used across the crate.

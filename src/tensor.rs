@@ -153,23 +153,93 @@ fn check_channel_slice(what: &str, c: usize, start: usize, count: usize) -> Resu
 macro_rules! view_accessors {
     () => {
         /// The logical shape.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use incept::{Nhwc, TensorView, TensorViewMut};
+        ///
+        /// let shape = Nhwc::new(1, 2, 2, 3);
+        /// let mut data = [0.0; 12];
+        /// assert_eq!(TensorViewMut::new(&mut data, shape)?.shape(), shape);
+        /// let view = TensorView::new(&data, shape)?;
+        /// // A channel slice keeps the batch and spatial size.
+        /// assert_eq!(view.channels(1, 2)?.shape(), Nhwc { c: 2, ..shape });
+        /// # Ok::<(), incept::Error>(())
+        /// ```
         pub fn shape(&self) -> Nhwc {
             self.shape
         }
         /// Elements between neighbouring pixels.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use incept::{Nhwc, TensorView, TensorViewMut};
+        ///
+        /// let mut data = [0.0; 16];
+        /// // Dense: each pixel right after the previous one.
+        /// assert_eq!(TensorView::new(&data, Nhwc::new(1, 2, 2, 4))?.pixel_stride(), 4);
+        /// // Two of four channels: the stride stays that of the wider tensor.
+        /// let half = TensorViewMut::with_layout(&mut data, Nhwc::new(1, 2, 2, 2), 4, 2)?;
+        /// assert_eq!(half.pixel_stride(), 4);
+        /// # Ok::<(), incept::Error>(())
+        /// ```
         pub fn pixel_stride(&self) -> usize {
             self.pixel_stride
         }
         /// Index in the underlying slice of pixel 0, channel 0.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use incept::{Nhwc, TensorView, TensorViewMut};
+        ///
+        /// let mut data = [0.0; 12];
+        /// assert_eq!(TensorView::new(&data, Nhwc::new(1, 1, 4, 3))?.offset(), 0);
+        /// let mut view = TensorViewMut::new(&mut data, Nhwc::new(1, 1, 4, 3))?;
+        /// // The last channel of every pixel: its first element is element 2.
+        /// assert_eq!(view.channels(2, 1)?.offset(), 2);
+        /// # Ok::<(), incept::Error>(())
+        /// ```
         pub fn offset(&self) -> usize {
             self.offset
         }
         /// Number of elements from `offset` to the last element of the last pixel, inclusive.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use incept::{Nhwc, TensorView, TensorViewMut};
+        ///
+        /// let mut data = [0.0; 20];
+        /// // Dense: exactly the shape's elements.
+        /// assert_eq!(TensorView::new(&data[..12], Nhwc::new(1, 2, 2, 3))?.span(), 12);
+        /// // Channel 4 of 5 on 4 pixels: three whole strides, then one element of the last pixel.
+        /// let last = TensorViewMut::with_layout(&mut data, Nhwc::new(1, 2, 2, 1), 5, 4)?;
+        /// assert_eq!(last.span(), 3 * 5 + 1);
+        /// # Ok::<(), incept::Error>(())
+        /// ```
         pub fn span(&self) -> usize {
             (self.shape.pixels() - 1) * self.pixel_stride + self.shape.c
         }
         /// Index of element `(b, y, x, ch)` in the underlying slice:
         /// `offset + ((b*h + y)*w + x) * pixel_stride + ch`.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use incept::{Nhwc, TensorView, TensorViewMut};
+        ///
+        /// let shape = Nhwc::new(2, 2, 3, 2);
+        /// let mut data = [0.0; 2 * 2 * 3 * 2];
+        /// // Image 1, row 0, column 2 is pixel (1 * 2 + 0) * 3 + 2 = 8; channel 1 of it:
+        /// assert_eq!(TensorView::new(&data, shape)?.index(1, 0, 2, 1), 8 * 2 + 1);
+        /// let mut view = TensorViewMut::new(&mut data, shape)?;
+        /// // In the slice of channel 1 alone, the same element is channel 0.
+        /// assert_eq!(view.channels(1, 1)?.index(1, 0, 2, 0), 17);
+        /// # Ok::<(), incept::Error>(())
+        /// ```
         pub fn index(&self, b: usize, y: usize, x: usize, ch: usize) -> usize {
             self.offset + ((b * self.shape.h + y) * self.shape.w + x) * self.pixel_stride + ch
         }
@@ -297,6 +367,19 @@ impl<'a> TensorView<'a> {
 
     /// The whole underlying slice, including elements outside the view: index it with
     /// [`TensorView::index`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Nhwc, TensorView};
+    ///
+    /// let data = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0];
+    /// // Channel 1 of 3, on two pixels.
+    /// let view = TensorView::with_layout(&data, Nhwc::new(1, 1, 2, 1), 3, 1)?;
+    /// assert_eq!(view.data().len(), 6); // the whole slice, not only the view's two elements
+    /// assert_eq!(view.data()[view.index(0, 0, 1, 0)], 4.0);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn data(&self) -> &'a [f32] {
         self.data
     }
@@ -420,6 +503,20 @@ impl<'a> TensorViewMut<'a> {
     }
 
     /// The whole underlying slice, read-only (an operator's results, once it has run).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv1x1, Epilogue, Nhwc, Parallelism, TensorView, TensorViewMut};
+    ///
+    /// let double = Conv1x1::new(1, 1, &[2.0], None, Epilogue::None)?;
+    /// let (x, mut out) = ([1.0, 2.0, 3.0], [0.0; 3]);
+    /// let shape = Nhwc::new(1, 1, 3, 1);
+    /// let mut y = TensorViewMut::new(&mut out, shape)?;
+    /// double.run(&TensorView::new(&x, shape)?, &mut y, Parallelism::Sequential)?;
+    /// assert_eq!(y.data(), [2.0, 4.0, 6.0]); // read through the view, no need to drop it first
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn data(&self) -> &[f32] {
         self.data
     }

@@ -340,6 +340,19 @@ impl<'t> TapSet<'t> {
     }
 
     /// The taps.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept_kernels::{Tap, TapSet};
+    ///
+    /// // A 1x2 window over single-channel pixels, weights in blocks of 8 channels.
+    /// let taps =
+    ///     [Tap { input_offset: 0, weight_offset: 0 }, Tap { input_offset: 1, weight_offset: 8 }];
+    /// let set = TapSet::new(&taps);
+    /// assert_eq!(set.taps(), &taps);
+    /// assert_eq!(set.taps()[1].weight_offset, 8);
+    /// ```
     pub fn taps(&self) -> &'t [Tap] {
         self.taps
     }
@@ -347,6 +360,36 @@ impl<'t> TapSet<'t> {
 
 /// Geometry of one tile in element offsets into the slices given to [`run_tile`]. The crate
 /// docs have a complete example.
+///
+/// # Examples
+///
+/// Two pixels of one channel, scaled by 3 into every other element of the output, on the
+/// portable kernel (`nr` = 8: the packed block is 8 biases, then 8 weights):
+///
+/// ```
+/// use incept_kernels::{conv_kernel, run_tile, Clamp, IsaToken, KernelIsa, Tap, TapSet, Tile};
+///
+/// let kernel = conv_kernel(KernelIsa::Scalar).unwrap();
+/// let token = IsaToken::new(KernelIsa::Scalar).unwrap();
+/// let mut w = [0.0f32; 8 * 2];
+/// w[8] = 3.0; // weight of input channel 0 for output channel 0; the bias stays 0
+/// let tile = Tile {
+///     mr: 2,
+///     nr: 1,
+///     k: 1,
+///     a_offset: 0,
+///     a_pixel_stride: 1,
+///     w_offset: 0,
+///     c_offset: 0,
+///     c_pixel_stride: 2,
+///     clamp: Clamp::NONE,
+/// };
+/// let taps = [Tap { input_offset: 0, weight_offset: 0 }];
+/// let mut c = [0.0; 3];
+/// run_tile(kernel, &tile, &TapSet::new(&taps), &[1.0, -2.0], &w, &mut c, token)?;
+/// assert_eq!(c, [3.0, 0.0, -6.0]); // c[1] lies between the pixels: not written
+/// # Ok::<(), incept_kernels::TileError>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Tile {
     /// Output pixels, `1..=MR`.
@@ -562,6 +605,17 @@ impl IsaToken {
     }
 
     /// The verified ISA.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept_kernels::{conv_kernel, IsaToken, KernelIsa};
+    ///
+    /// let token = IsaToken::new(KernelIsa::Scalar).unwrap();
+    /// assert_eq!(token.isa(), KernelIsa::Scalar);
+    /// // A token fits the kernel compiled for its ISA.
+    /// assert_eq!(conv_kernel(token.isa()).unwrap().isa, token.isa());
+    /// ```
     pub fn isa(self) -> KernelIsa {
         self.0
     }

@@ -266,6 +266,24 @@ impl Bottleneck {
     }
 
     /// The descriptor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Bottleneck, BottleneckDesc, BottleneckWeights};
+    ///
+    /// let desc = BottleneckDesc::same_relu(4, 2, 3, 3);
+    /// let weights = BottleneckWeights {
+    ///     reduce: &[0.0; 2 * 4],
+    ///     reduce_bias: None,
+    ///     conv: &[0.0; 3 * 9 * 2],
+    ///     conv_bias: None,
+    /// };
+    /// let op = Bottleneck::new(&desc, &weights)?;
+    /// assert_eq!(op.desc(), &desc);
+    /// assert_eq!((op.desc().reduce_channels, op.desc().out_channels), (2, 3));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn desc(&self) -> &BottleneckDesc {
         &self.desc
     }
@@ -296,6 +314,25 @@ impl Bottleneck {
     }
 
     /// The ISA this operator runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{isa, Bottleneck, BottleneckDesc, BottleneckWeights};
+    ///
+    /// let desc = BottleneckDesc::same_relu(2, 1, 1, 3);
+    /// let weights = BottleneckWeights {
+    ///     reduce: &[1.0; 2],
+    ///     reduce_bias: None,
+    ///     conv: &[1.0; 9],
+    ///     conv_bias: None,
+    /// };
+    /// let op = Bottleneck::new(&desc, &weights)?;
+    /// // The best ISA this CPU has, unless INCEPT_MAX_ISA caps it.
+    /// assert!(isa::available().contains(&op.isa()));
+    /// assert_eq!(op.isa(), isa::resolve(None)?);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn isa(&self) -> Isa {
         self.conv.core().isa
     }

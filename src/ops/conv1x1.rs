@@ -126,11 +126,33 @@ impl Conv1x1 {
     }
 
     /// Input channels.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv1x1, Epilogue};
+    ///
+    /// // 3 -> 2 channels: 2 x 3 weights, [out][in].
+    /// let conv = Conv1x1::new(3, 2, &[0.0; 6], None, Epilogue::None)?;
+    /// assert_eq!(conv.in_channels(), 3);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn in_channels(&self) -> usize {
         self.core.in_channels
     }
 
     /// Output channels.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv1x1, Epilogue};
+    ///
+    /// // One bias per output channel.
+    /// let conv = Conv1x1::new(3, 2, &[0.0; 6], Some(&[0.5, -0.5]), Epilogue::None)?;
+    /// assert_eq!(conv.out_channels(), 2);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn out_channels(&self) -> usize {
         self.core.out_channels
     }
@@ -171,11 +193,38 @@ impl Conv1x1 {
     }
 
     /// The ISA this operator runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{isa, Conv1x1, Epilogue, Isa, OpOptions};
+    ///
+    /// let conv = Conv1x1::new(2, 2, &[1.0; 4], None, Epilogue::None)?;
+    /// assert!(isa::available().contains(&conv.isa()));
+    /// let options = OpOptions::with_max_isa(Some(Isa::Scalar));
+    /// let portable = Conv1x1::with_options(2, 2, &[1.0; 4], None, Epilogue::None, options)?;
+    /// assert_eq!(portable.isa(), Isa::Scalar);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn isa(&self) -> Isa {
         self.core.isa
     }
 
     /// The microkernel's name, e.g. `conv_14x32__avx512f_broadcast`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv1x1, Epilogue, Isa, OpOptions};
+    ///
+    /// let conv = Conv1x1::new(8, 8, &[0.0; 64], None, Epilogue::None)?;
+    /// assert!(conv.kernel_name().starts_with("conv_"));
+    /// // Capped to the portable kernels, the name is known in advance.
+    /// let options = OpOptions::with_max_isa(Some(Isa::Scalar));
+    /// let scalar = Conv1x1::with_options(8, 8, &[0.0; 64], None, Epilogue::None, options)?;
+    /// assert_eq!(scalar.kernel_name(), "conv_4x8__scalar");
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn kernel_name(&self) -> &'static str {
         self.core.kernel.name
     }

@@ -278,6 +278,18 @@ impl Conv2d {
     }
 
     /// The descriptor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv2d, Conv2dDesc, Epilogue, Padding};
+    ///
+    /// let desc = Conv2dDesc::same(2, 4, 5, Epilogue::Relu6);
+    /// let conv = Conv2d::new(&desc, &[0.0; 4 * 5 * 5 * 2], None)?;
+    /// assert_eq!(conv.desc(), &desc);
+    /// assert_eq!(conv.desc().padding, Padding::uniform(2));
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn desc(&self) -> &Conv2dDesc {
         &self.desc
     }
@@ -301,12 +313,38 @@ impl Conv2d {
     }
 
     /// The ISA this operator runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{isa, Conv2d, Conv2dDesc, Epilogue, Isa, OpOptions};
+    ///
+    /// let desc = Conv2dDesc::same(1, 1, 3, Epilogue::None);
+    /// assert!(isa::available().contains(&Conv2d::new(&desc, &[1.0; 9], None)?.isa()));
+    /// let options = OpOptions::with_max_isa(Some(Isa::Scalar));
+    /// assert_eq!(Conv2d::with_options(&desc, &[1.0; 9], None, options)?.isa(), Isa::Scalar);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn isa(&self) -> Isa {
         self.engine.core().isa
     }
 
     /// The algorithm this operator runs: [`ConvAlgorithm::Direct`](crate::ConvAlgorithm) or
     /// [`ConvAlgorithm::Winograd`](crate::ConvAlgorithm) (never `Auto`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Accuracy, Conv2d, Conv2dDesc, ConvAlgorithm, Epilogue, OpOptions};
+    ///
+    /// let (desc, w) = (Conv2dDesc::same(16, 16, 3, Epilogue::None), [0.0; 16 * 9 * 16]);
+    /// assert_eq!(Conv2d::new(&desc, &w, None)?.algorithm(), ConvAlgorithm::Direct);
+    /// // Relaxed accuracy lets `Auto` pick Winograd for this 3x3 stride-1 convolution.
+    /// let relaxed = OpOptions { accuracy: Accuracy::Relaxed, ..OpOptions::default() };
+    /// let fast = Conv2d::with_options(&desc, &w, None, relaxed)?;
+    /// assert_eq!(fast.algorithm(), ConvAlgorithm::Winograd);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn algorithm(&self) -> crate::ConvAlgorithm {
         if self.engine.is_winograd() {
             crate::ConvAlgorithm::Winograd
@@ -316,6 +354,19 @@ impl Conv2d {
     }
 
     /// The microkernel's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv2d, Conv2dDesc, Epilogue, Isa, OpOptions};
+    ///
+    /// // The direct convolution runs on the same tile kernels as the 1x1 GEMM.
+    /// let desc = Conv2dDesc::same(4, 4, 3, Epilogue::None);
+    /// let options = OpOptions::with_max_isa(Some(Isa::Scalar));
+    /// let conv = Conv2d::with_options(&desc, &[0.0; 4 * 9 * 4], None, options)?;
+    /// assert_eq!(conv.kernel_name(), "conv_4x8__scalar");
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn kernel_name(&self) -> &'static str {
         self.engine.core().kernel.name
     }

@@ -161,6 +161,28 @@ pub struct ConvParams<'a> {
 
 /// Weights of every convolution of a module; a reduction or projection must be present exactly
 /// when the config has it. See [`Inception`] for a complete example.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{ConvParams, Inception, InceptionConfig, InceptionWeights};
+///
+/// // The smallest full module: every convolution has one input and one output channel.
+/// let config = InceptionConfig::googlenet(1, 1, 1, 1, 1, 1, 1);
+/// let one = ConvParams { weights: &[1.0], bias: None };
+/// let weights = InceptionWeights {
+///     conv1x1: one,
+///     reduce3x3: Some(one),
+///     conv3x3: ConvParams { weights: &[1.0; 9], bias: None },
+///     reduce5x5: Some(one),
+///     conv5x5: ConvParams { weights: &[1.0; 25], bias: None },
+///     pool_proj: Some(one),
+/// };
+/// assert!(Inception::new(&config, &weights).is_ok());
+/// // The config has a pool projection, so its weights cannot be left out.
+/// assert!(Inception::new(&config, &InceptionWeights { pool_proj: None, ..weights }).is_err());
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct InceptionWeights<'a> {
     /// 1x1 branch, `c1x1 x in_channels`.
@@ -407,6 +429,30 @@ impl Inception {
     }
 
     /// The configuration.
+    ///
+    /// # Examples
+    ///
+    /// With one channel per convolution (the weights as in [`InceptionWeights`]' example):
+    ///
+    /// ```
+    /// use incept::{Inception, InceptionConfig};
+    /// # use incept::{ConvParams, InceptionWeights};
+    /// # let one = ConvParams { weights: &[1.0], bias: None };
+    /// # let weights = InceptionWeights {
+    /// #     conv1x1: one,
+    /// #     reduce3x3: Some(one),
+    /// #     conv3x3: ConvParams { weights: &[1.0; 9], bias: None },
+    /// #     reduce5x5: Some(one),
+    /// #     conv5x5: ConvParams { weights: &[1.0; 25], bias: None },
+    /// #     pool_proj: Some(one),
+    /// # };
+    ///
+    /// let config = InceptionConfig::googlenet(1, 1, 1, 1, 1, 1, 1);
+    /// let module = Inception::new(&config, &weights)?;
+    /// assert_eq!(module.config(), &config);
+    /// assert_eq!(module.config().out_channels(), 4);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn config(&self) -> &InceptionConfig {
         &self.config
     }
@@ -458,6 +504,31 @@ impl Inception {
     }
 
     /// The ISA this module runs on.
+    ///
+    /// # Examples
+    ///
+    /// With one channel per convolution (the weights as in [`InceptionWeights`]' example):
+    ///
+    /// ```
+    /// use incept::{isa, Inception, InceptionConfig, Isa, OpOptions};
+    /// # use incept::{ConvParams, InceptionWeights};
+    /// # let one = ConvParams { weights: &[1.0], bias: None };
+    /// # let weights = InceptionWeights {
+    /// #     conv1x1: one,
+    /// #     reduce3x3: Some(one),
+    /// #     conv3x3: ConvParams { weights: &[1.0; 9], bias: None },
+    /// #     reduce5x5: Some(one),
+    /// #     conv5x5: ConvParams { weights: &[1.0; 25], bias: None },
+    /// #     pool_proj: Some(one),
+    /// # };
+    ///
+    /// let config = InceptionConfig::googlenet(1, 1, 1, 1, 1, 1, 1);
+    /// // Uncapped, the module gets the best ISA the process-wide cap allows.
+    /// assert_eq!(Inception::new(&config, &weights)?.isa(), isa::resolve(None)?);
+    /// let capped = OpOptions::with_max_isa(Some(Isa::Scalar));
+    /// assert_eq!(Inception::with_options(&config, &weights, capped)?.isa(), Isa::Scalar);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn isa(&self) -> Isa {
         self.conv1.isa
     }

@@ -170,11 +170,35 @@ impl MaxPool2d {
     }
 
     /// The descriptor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{MaxPool2d, MaxPool2dDesc, Padding};
+    ///
+    /// let desc = MaxPool2dDesc { kernel: 2, stride: 2, padding: Padding::default() };
+    /// let pool = MaxPool2d::new(&desc)?;
+    /// assert_eq!(pool.desc(), &desc);
+    /// assert_eq!(MaxPool2d::new(&MaxPool2dDesc::INCEPTION)?.desc().stride, 1);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn desc(&self) -> &MaxPool2dDesc {
         &self.desc
     }
 
     /// The ISA this operator runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{isa, MaxPool2d, MaxPool2dDesc};
+    ///
+    /// let pool = MaxPool2d::new(&MaxPool2dDesc::INCEPTION)?;
+    /// // The best ISA this CPU has, unless INCEPT_MAX_ISA caps it.
+    /// assert!(isa::available().contains(&pool.isa()));
+    /// assert_eq!(pool.isa(), isa::resolve(None)?);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn isa(&self) -> Isa {
         self.isa
     }

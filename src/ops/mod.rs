@@ -127,6 +127,19 @@ pub struct OpOptions {
 
 impl OpOptions {
     /// The default options with an ISA cap.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Accuracy, ConvAlgorithm, Isa, MaxPool2d, MaxPool2dDesc, OpOptions};
+    ///
+    /// let options = OpOptions::with_max_isa(Some(Isa::Scalar));
+    /// assert_eq!((options.algorithm, options.accuracy), (ConvAlgorithm::Auto, Accuracy::Exact));
+    /// assert_eq!(MaxPool2d::with_options(&MaxPool2dDesc::INCEPTION, options)?.isa(), Isa::Scalar);
+    /// // `None` leaves the cap to the process (see `incept::isa`): the same as the default.
+    /// assert_eq!(OpOptions::with_max_isa(None), OpOptions::default());
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn with_max_isa(max_isa: Option<Isa>) -> Self {
         OpOptions {
             max_isa,
@@ -142,6 +155,22 @@ impl OpOptions {
 /// the exact products, and exactly representable results (integer data) are no longer exact.
 /// Its measured error on random data is documented in the README (below 1e-4 relative to the
 /// largest output on GoogLeNet-scale layers).
+///
+/// # Examples
+///
+/// ```
+/// use incept::{Conv2d, Conv2dDesc, ConvAlgorithm, Epilogue, ErrorKind, OpOptions};
+///
+/// let winograd = OpOptions { algorithm: ConvAlgorithm::Winograd, ..OpOptions::default() };
+/// let desc = Conv2dDesc::same(8, 8, 3, Epilogue::Relu);
+/// let conv = Conv2d::with_options(&desc, &[0.1; 8 * 9 * 8], None, winograd)?;
+/// assert_eq!(conv.algorithm(), ConvAlgorithm::Winograd);
+/// // Forcing Winograd on a 5x5 is an error, not a silent fallback to the direct convolution.
+/// let five = Conv2dDesc::same(8, 8, 5, Epilogue::Relu);
+/// let err = Conv2d::with_options(&five, &[0.1; 8 * 25 * 8], None, winograd).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConvAlgorithm {
     /// Direct, unless [`OpOptions::accuracy`] is [`Accuracy::Relaxed`] and the convolution is a
@@ -156,6 +185,25 @@ pub enum ConvAlgorithm {
 }
 
 /// How much a fast algorithm may change the rounding of a convolution.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{Accuracy, Conv2d, Conv2dDesc, ConvAlgorithm, Epilogue, OpOptions};
+///
+/// let algorithm = |desc: &Conv2dDesc, accuracy| -> incept::Result<ConvAlgorithm> {
+///     let options = OpOptions { accuracy, ..OpOptions::default() };
+///     let weights = vec![0.0; desc.out_channels * desc.kernel * desc.kernel * desc.in_channels];
+///     Ok(Conv2d::with_options(desc, &weights, None, options)?.algorithm())
+/// };
+/// let wide = Conv2dDesc::same(16, 32, 3, Epilogue::None);
+/// assert_eq!(algorithm(&wide, Accuracy::Exact)?, ConvAlgorithm::Direct);
+/// assert_eq!(algorithm(&wide, Accuracy::Relaxed)?, ConvAlgorithm::Winograd);
+/// // Too few input channels for Winograd to pay off: direct even when relaxed.
+/// let narrow = Conv2dDesc::same(8, 32, 3, Epilogue::None);
+/// assert_eq!(algorithm(&narrow, Accuracy::Relaxed)?, ConvAlgorithm::Direct);
+/// # Ok::<(), incept::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Accuracy {
     /// Only direct sums of products: every output is the reference's sum in another order, and

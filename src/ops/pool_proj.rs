@@ -153,6 +153,19 @@ impl PoolProjection {
     }
 
     /// The ISA this operator runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{isa, ConvParams, Epilogue, MaxPool2dDesc, PoolProjection};
+    ///
+    /// let proj = ConvParams { weights: &[1.0; 4], bias: None };
+    /// let op = PoolProjection::new(&MaxPool2dDesc::INCEPTION, 4, 1, proj, Epilogue::Relu)?;
+    /// // The best ISA this CPU has, unless INCEPT_MAX_ISA caps it.
+    /// assert!(isa::available().contains(&op.isa()));
+    /// assert_eq!(op.isa(), isa::resolve(None)?);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
     pub fn isa(&self) -> Isa {
         self.proj.isa
     }
