@@ -12,6 +12,7 @@ use incept_kernels::TapSet;
 
 use super::conv2d::{Dest, Engine, Source, MAX_KERNEL};
 use super::window::{Padding, Window};
+use super::winograd::Winograd;
 use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
 #[cfg(doc)]
 use crate::error::ErrorKind;
@@ -170,9 +171,6 @@ pub struct Bottleneck {
 
 /// Bytes of reduced rows a band aims to keep: comfortably inside L2.
 const BAND_TARGET_BYTES: usize = 96 * 1024;
-
-/// Tiles a band aims for when the KxK runs with Winograd (the GEMMs' rows per filter load).
-const WINOGRAD_BAND_TILES: usize = 49;
 
 impl Bottleneck {
     /// Creates the operator on the best ISA allowed: validates both stages and packs their
@@ -373,7 +371,7 @@ impl Bottleneck {
     fn band(&self, w: usize) -> (usize, usize) {
         let (k, s) = (self.desc.kernel, self.desc.stride);
         if self.conv.is_winograd() {
-            let band = (4 * WINOGRAD_BAND_TILES.div_ceil(w.div_ceil(4).max(1))).min(64);
+            let band = Winograd::fused_band_rows(w);
             return (band, band + k - 1 + 6);
         }
         let row_bytes = w

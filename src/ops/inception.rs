@@ -25,6 +25,7 @@ use incept_kernels::TapSet;
 use super::conv2d::{conv_rows, Dest, Engine, Source, MAX_KERNEL};
 use super::maxpool::{MaxPool2d, MaxPool2dDesc};
 use super::window::{Padding, Window};
+use super::winograd::Winograd;
 use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
 #[cfg(doc)]
 use crate::error::ErrorKind;
@@ -279,9 +280,6 @@ pub struct Inception {
 /// bands matter: the 3x3's left and right border columns run as lines down the band, and a
 /// one-row band made them single-pixel tiles (the module was 7% slower than layer by layer).
 const BAND_TARGET_BYTES: usize = 1024 * 1024;
-
-/// Tiles a band aims for when the 3x3 runs with Winograd (the GEMMs' rows per filter load).
-const WINOGRAD_BAND_TILES: usize = 49;
 
 /// Rows a Winograd tile row may need beyond a band's halo, on each side.
 const WINOGRAD_SLACK: usize = 3;
@@ -623,9 +621,8 @@ impl Inception {
     /// to [`WINOGRAD_SLACK`] rows beyond the halo when a task starts inside a tile row.
     fn band(&self, w: usize) -> (usize, usize) {
         if self.conv3.is_winograd() {
-            let tile_rows = WINOGRAD_BAND_TILES.div_ceil(w.div_ceil(4).max(1));
             let halo = if self.reduce5.is_some() { 2 } else { 1 };
-            return ((4 * tile_rows).min(64), halo);
+            return (Winograd::fused_band_rows(w), halo);
         }
         let halo = match (self.reduce3.is_some(), self.reduce5.is_some()) {
             (_, true) => 2,

@@ -448,21 +448,34 @@ impl ConvCore {
     }
 }
 
+type ScratchCell = RefCell<AVec<f32, ConstAlign<64>>>;
+
 thread_local! {
     /// Per-thread scratch for reduced rows, grown on first use and then reused: after the first
     /// run on a thread, `run` allocates nothing.
-    static SCRATCH: RefCell<AVec<f32, ConstAlign<64>>> = RefCell::new(AVec::new(64));
+    static SCRATCH: ScratchCell = RefCell::new(AVec::new(64));
+    /// Per-thread Winograd tiles: a second buffer, because a Winograd 3x3 runs inside the fused
+    /// operators while they hold `SCRATCH`.
+    static WINOGRAD_SCRATCH: ScratchCell = RefCell::new(AVec::new(64));
+}
+
+/// Runs `f` with the first `len` elements of `cell`, grown if needed.
+fn with_cell<R>(cell: &ScratchCell, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut scratch = cell.borrow_mut();
+    if scratch.len() < len {
+        scratch.resize(len, 0.0);
+    }
+    f(&mut scratch[..len])
 }
 
 /// Runs `f` with a per-thread scratch of at least `len` elements.
 pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| {
-        let mut scratch = cell.borrow_mut();
-        if scratch.len() < len {
-            scratch.resize(len, 0.0);
-        }
-        f(&mut scratch[..len])
-    })
+    SCRATCH.with(|cell| with_cell(cell, len, f))
+}
+
+/// [`with_scratch`] for the Winograd tiles.
+pub(crate) fn with_winograd_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    WINOGRAD_SCRATCH.with(|cell| with_cell(cell, len, f))
 }
 
 /// The single tap of a 1x1 convolution.

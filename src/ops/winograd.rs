@@ -11,18 +11,19 @@
 //! multiples of 4), so a thread that owns rows in the middle of a tile recomputes that tile but
 //! stores the same bits: the output is identical for any thread count.
 
-use std::cell::RefCell;
 use std::ops::Range;
 
-use aligned_vec::{AVec, ConstAlign};
 use incept_kernels::winograd::{
     transform_filter, transform_input, transform_output, ALPHA, ELEMENTS, TILE,
 };
 use incept_kernels::{Clamp, Tap, TapSet};
 
 use super::conv2d::{Dest, Source};
-use super::{check_weights, tile_error, ConvCore, Epilogue, OpOptions};
+use super::{check_weights, tile_error, with_winograd_scratch, ConvCore, Epilogue, OpOptions};
 use crate::error::{Error, ErrorKind, Result};
+
+/// Tiles a fused operator's band aims for (a 28x28 image is 49).
+const FUSED_BAND_TILES: usize = 49;
 
 /// Scratch bytes a band aims for (`V` and `M`): well inside L2 next to one block of `U`.
 const BAND_TARGET_BYTES: usize = 1 << 20;
@@ -36,12 +37,6 @@ pub(crate) struct Winograd {
     clamp: Clamp,
     pad_top: usize,
     pad_left: usize,
-}
-
-thread_local! {
-    /// Per-thread `V` and `M` (separate from the reduced-row scratch of the fused operators,
-    /// which may be in use around a Winograd call).
-    static SCRATCH: RefCell<AVec<f32, ConstAlign<64>>> = RefCell::new(AVec::new(64));
 }
 
 impl Winograd {
@@ -89,6 +84,13 @@ impl Winograd {
         })
     }
 
+    /// Output rows per band of a fused operator (`Bottleneck`, `Inception`) feeding a Winograd
+    /// 3x3 from its band of reduced rows, for an output `ow` wide: whole 4-row tile rows, enough
+    /// for about [`FUSED_BAND_TILES`] tiles so the GEMMs reuse each packed U block.
+    pub(crate) fn fused_band_rows(ow: usize) -> usize {
+        (TILE * FUSED_BAND_TILES.div_ceil(ow.div_ceil(TILE).max(1))).min(64)
+    }
+
     /// Tile rows per band for an output `ow` wide.
     fn band_tile_rows(&self, ow: usize) -> usize {
         let per_tile = ELEMENTS * (self.gemm.in_channels + self.gemm.out_channels) * 4;
@@ -131,13 +133,8 @@ impl Winograd {
                 format!("{op}: internal error, Winograd {what}"),
             )
         };
-        SCRATCH.with(|cell| {
-            let mut scratch = cell.borrow_mut();
-            if scratch.len() < v_len + m_len {
-                scratch.resize(v_len + m_len, 0.0);
-            }
-            let (v, rest) = scratch.split_at_mut(v_len);
-            let m = &mut rest[..m_len];
+        with_winograd_scratch(v_len + m_len, |scratch| {
+            let (v, m) = scratch.split_at_mut(v_len);
             let mut g = rows.start;
             while g < rows.end {
                 let n = g / oh;
