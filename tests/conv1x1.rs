@@ -13,19 +13,6 @@ use incept::{to_ohwi, Conv1x1, Epilogue, Isa, OpOptions, Parallelism, WeightLayo
 use proptest::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
-/// The kernel-side clamp of an epilogue (mirrors `Epilogue::clamp`, which is private).
-fn clamp_of(epilogue: Epilogue) -> Clamp {
-    match epilogue {
-        Epilogue::None => Clamp::NONE,
-        Epilogue::Relu => Clamp {
-            min: 0.0,
-            max: f32::INFINITY,
-        },
-        Epilogue::Relu6 => Clamp { min: 0.0, max: 6.0 },
-        Epilogue::Clamp { min, max } => Clamp { min, max },
-    }
-}
-
 fn pool(threads: usize) -> &'static ThreadPool {
     static POOLS: OnceLock<Vec<ThreadPool>> = OnceLock::new();
     let pools = POOLS.get_or_init(|| {
@@ -118,7 +105,7 @@ fn check_case(case: &Case) {
     let weights = common::weights(mode, cout * cin, seed);
     let bias = with_bias.then(|| common::bias(mode, cout, seed));
     let window = common::window_1x1();
-    let clamp = clamp_of(epilogue);
+    let clamp = common::clamp_of(epilogue);
     let init = vec![OUTPUT_SENTINEL; out_spec.buffer_len()];
     let want = common::reference_conv(
         &input,
@@ -370,7 +357,7 @@ fn results_are_bit_identical_for_every_thread_count() {
             &weights,
             Some(&bias),
             &window,
-            clamp_of(epilogue),
+            common::clamp_of(epilogue),
             &init,
             out_spec,
         );
@@ -565,7 +552,7 @@ fn two_branches_concatenate_in_place() {
         &wb,
         None,
         &window,
-        clamp_of(Epilogue::Relu6),
+        common::clamp_of(Epilogue::Relu6),
         &want,
         &spec_b,
     );

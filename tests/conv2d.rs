@@ -9,7 +9,7 @@ mod common;
 use std::sync::OnceLock;
 
 use common::{Mode, Spec, INPUT_PAD, OUTPUT_SENTINEL};
-use incept::reference::{Clamp, Window};
+use incept::reference::Window;
 use incept::{
     Conv2d, Conv2dDesc, Epilogue, Error, ErrorKind, Isa, Nhwc, OpOptions, Padding, Parallelism,
     TensorView, TensorViewMut,
@@ -27,19 +27,6 @@ const SEQUENTIAL_BELOW_MACS: u64 = 1 << 18;
 /// Largest reference work (output elements x window taps x input channels) of one generated
 /// case, so the property tests stay fast in debug builds.
 const CASE_MAC_BUDGET: usize = 1_500_000;
-
-/// The kernel-side clamp of an epilogue (mirrors `Epilogue::clamp`, which is private).
-fn clamp_of(epilogue: Epilogue) -> Clamp {
-    match epilogue {
-        Epilogue::None => Clamp::NONE,
-        Epilogue::Relu => Clamp {
-            min: 0.0,
-            max: f32::INFINITY,
-        },
-        Epilogue::Relu6 => Clamp { min: 0.0, max: 6.0 },
-        Epilogue::Clamp { min, max } => Clamp { min, max },
-    }
-}
 
 fn pool(threads: usize) -> &'static ThreadPool {
     static POOLS: OnceLock<Vec<ThreadPool>> = OnceLock::new();
@@ -212,7 +199,7 @@ fn check_case(case: &Case) {
         &weights,
         bias.as_deref(),
         &window,
-        clamp_of(case.epilogue),
+        common::clamp_of(case.epilogue),
         &init,
         &out_spec,
     );
@@ -603,7 +590,7 @@ fn googlenet_branches_at_reduced_channels() {
         &w3,
         Some(&b3),
         &window_of(3, 1, desc3.padding),
-        clamp_of(Epilogue::Relu),
+        common::clamp_of(Epilogue::Relu),
         &init,
         &spec3,
     );
@@ -613,7 +600,7 @@ fn googlenet_branches_at_reduced_channels() {
         &w5,
         Some(&b5),
         &window_of(5, 1, desc5.padding),
-        clamp_of(Epilogue::Relu),
+        common::clamp_of(Epilogue::Relu),
         &want,
         &spec5,
     );
@@ -812,7 +799,7 @@ fn results_are_bit_identical_for_every_thread_count() {
             &weights,
             Some(&bias),
             &window,
-            clamp_of(epilogue),
+            common::clamp_of(epilogue),
             &init,
             out_spec,
         );

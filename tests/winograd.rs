@@ -164,15 +164,7 @@ fn check_case(
         pad_right: padding.right,
     };
     let init = vec![OUTPUT_SENTINEL; out_spec.buffer_len()];
-    let clamp = match epilogue {
-        Epilogue::None => incept::reference::Clamp::NONE,
-        Epilogue::Relu => incept::reference::Clamp {
-            min: 0.0,
-            max: f32::INFINITY,
-        },
-        Epilogue::Relu6 => incept::reference::Clamp { min: 0.0, max: 6.0 },
-        Epilogue::Clamp { min, max } => incept::reference::Clamp { min, max },
-    };
+    let clamp = common::clamp_of(epilogue);
     let want = common::reference_conv(
         &input, &in_spec, &weights, bias, &window, clamp, &init, &out_spec,
     );

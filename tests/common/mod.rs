@@ -12,7 +12,7 @@
 
 use incept::reference::Clamp;
 use incept::reference::{self, Layout, Window};
-use incept::{Isa, Nhwc, TensorView, TensorViewMut};
+use incept::{Epilogue, Isa, Nhwc, TensorView, TensorViewMut};
 
 /// Fills the input buffer outside the view: a NaN, so a kernel that reads outside its view
 /// produces NaN outputs and fails the comparison.
@@ -376,5 +376,18 @@ pub fn assert_within_bounds(
                 "{what}: element {idx} outside the output view changed: {g}, was {w}"
             );
         }
+    }
+}
+
+/// The kernel-side clamp of an epilogue (mirrors `Epilogue::clamp`, which is private).
+pub fn clamp_of(epilogue: Epilogue) -> Clamp {
+    match epilogue {
+        Epilogue::None => Clamp::NONE,
+        Epilogue::Relu => Clamp {
+            min: 0.0,
+            max: f32::INFINITY,
+        },
+        Epilogue::Relu6 => Clamp { min: 0.0, max: 6.0 },
+        Epilogue::Clamp { min, max } => Clamp { min, max },
     }
 }
