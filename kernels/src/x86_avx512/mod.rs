@@ -6,7 +6,9 @@
 //!
 //! Each `mr` in 1..=14 and each vector count (1 zmm when `nr <= 16`, else 2) is its own
 //! monomorphised instance, so remainders run unrolled code and the accumulators stay in
-//! registers; output-channel remainders are stored with a lane mask.
+//! registers; output-channel remainders are stored with a lane mask. The k loop itself is inline
+//! assembly (`k_loop`): the accumulators live in zmm0..zmm27 across the taps, and the rows are
+//! addressed without the per-step integer work the compiler generated (see `k_loop`).
 
 // Index loops over const bounds, not iterators: LLVM unrolls them fully and keeps the
 // accumulator array in registers (iterators over `&mut acc` left it on the stack).
@@ -73,48 +75,29 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
         clamp,
         ..
     } = *args;
-    // SAFETY (all loads below): the contract makes the bias row, every tap's k x NR weights and
-    // every pixel's k inputs per tap readable; `v < NRV <= 2` keeps weight loads inside NR.
-    let mut bias = [_mm512_setzero_ps(); NRV];
+    // SAFETY: the contract makes the bias row (NR lanes) readable; `v < NRV <= 2`.
+    let mut bias = [_mm512_setzero_ps(); 2];
     for v in 0..NRV {
         bias[v] = unsafe { _mm512_loadu_ps(w.add(v * LANES)) };
     }
-    // Index loops over const bounds: LLVM unrolls them and keeps `acc` in registers.
-    let mut acc = [bias; ROWS];
+    // All MR rows exist (the k loop binds them to fixed registers); rows >= ROWS are never read
+    // from memory nor stored.
+    let mut acc = [bias; MR];
     for t in 0..tap_count {
         // SAFETY: `taps` holds `tap_count` taps.
         let tap = unsafe { *taps.add(t) };
-        // SAFETY: see above: pointer arithmetic stays inside the readable ranges.
-        let (a_tap, mut w_k) =
-            unsafe { (a.offset(tap.input_offset), w.add(NR + tap.weight_offset)) };
-        // One k step: NRV weight vectors, then one broadcast and NRV FMAs per pixel.
-        macro_rules! step {
-            ($q:expr, $w:expr) => {
-                let mut wv = [_mm512_setzero_ps(); NRV];
-                for v in 0..NRV {
-                    // SAFETY: channel $q < k of this tap: inside its k x NR weights.
-                    wv[v] = unsafe { _mm512_loadu_ps($w.add(v * LANES)) };
-                }
-                for i in 0..ROWS {
-                    // SAFETY: pixel i < mr, channel $q < k of this tap.
-                    let x = unsafe { _mm512_set1_ps(*a_tap.add(i * a_pixel_stride + $q)) };
-                    for v in 0..NRV {
-                        acc[i][v] = _mm512_fmadd_ps(x, wv[v], acc[i][v]);
-                    }
-                }
-            };
-        }
-        // Not unrolled: with 28 accumulators, unrolling let LLVM hoist the next steps' weight
-        // loads and spill broadcasts to the stack (2 extra memory ops per row and step), which
-        // cost up to 40% on a contended core; one step per iteration keeps everything in the
-        // 32 registers and the loop overhead hides under the 14 cycles of FMAs.
-        let mut q = 0;
-        while q < k {
-            step!(q, w_k);
-            // SAFETY: q < k: advances within (or one past) this tap's weights.
-            w_k = unsafe { w_k.add(NR) };
-            q += 1;
-        }
+        // SAFETY: by the contract, pixel i < ROWS of this tap reads `k` inputs from
+        // `a + tap.input_offset + i * a_pixel_stride` and the tap's `k x NR` weights start at
+        // `w + NR + tap.weight_offset`; that is all `k_loop` reads.
+        unsafe {
+            k_loop::<ROWS, NRV>(
+                &mut acc,
+                a.offset(tap.input_offset),
+                a_pixel_stride * 4,
+                w.add(NR + tap.weight_offset),
+                k,
+            )
+        };
     }
     let lo = _mm512_set1_ps(clamp.min);
     let hi = _mm512_set1_ps(clamp.max);
@@ -134,5 +117,154 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
             // lanes are not accessed).
             unsafe { _mm512_mask_storeu_ps(c.add(i * c_pixel_stride + v * LANES), masks[v], y) };
         }
+    }
+}
+
+/// One k step for the rows below `ROWS`: `NRV` weight vectors, then per row one broadcast and
+/// `NRV` FMAs. `\u` is the step's index inside an unrolled group (an assembler `.irp`).
+/// Row `i` reads `[base + stride * m + 4u]` from one of four row bases (rows 0, 3, 5, 10) and a
+/// scale m in {0, 1, 2, 4, 8}; its accumulators are zmm(2i) and zmm(2i+1).
+macro_rules! k_step {
+    ($( $row:literal: [$addr:literal] $lo:literal $hi:literal ),* $(,)?) => {
+        concat!(
+            "vmovups zmm28, [{w} + \\u*128]\n",
+            ".if {nrv} > 1\n",
+            "vmovups zmm29, [{w} + \\u*128 + 64]\n",
+            ".endif\n",
+            $(
+                ".if {rows} > ", $row, "\n",
+                "vbroadcastss zmm30, dword ptr [", $addr, " + \\u*4]\n",
+                "vfmadd231ps ", $lo, ", zmm30, zmm28\n",
+                ".if {nrv} > 1\n",
+                "vfmadd231ps ", $hi, ", zmm30, zmm29\n",
+                ".endif\n",
+                ".endif\n",
+            )*
+        )
+    };
+}
+
+/// [`k_step!`] for all 14 rows: row i's address and its accumulators zmm(2i), zmm(2i+1).
+macro_rules! one_k_step {
+    () => {
+        k_step!(
+            0: ["{a0}"] "zmm0" "zmm1",
+            1: ["{a0} + {s}"] "zmm2" "zmm3",
+            2: ["{a0} + 2*{s}"] "zmm4" "zmm5",
+            3: ["{a3}"] "zmm6" "zmm7",
+            4: ["{a0} + 4*{s}"] "zmm8" "zmm9",
+            5: ["{a5}"] "zmm10" "zmm11",
+            6: ["{a5} + {s}"] "zmm12" "zmm13",
+            7: ["{a5} + 2*{s}"] "zmm14" "zmm15",
+            8: ["{a0} + 8*{s}"] "zmm16" "zmm17",
+            9: ["{a5} + 4*{s}"] "zmm18" "zmm19",
+            10: ["{a10}"] "zmm20" "zmm21",
+            11: ["{a10} + {s}"] "zmm22" "zmm23",
+            12: ["{a10} + 2*{s}"] "zmm24" "zmm25",
+            13: ["{a5} + 8*{s}"] "zmm26" "zmm27",
+        )
+    };
+}
+
+/// The reduction over `k` input channels of one tap, hand-scheduled: intrinsics left LLVM
+/// recomputing the 14 row addresses with a chain of 13 integer adds per k step (60 uops per 28
+/// FMAs), which costs when a sibling hyperthread competes for the front end and ALU ports. Here
+/// the rows are addressed from four base pointers and a stride register (x86 scales 1, 2, 4, 8),
+/// and four k steps are unrolled with displacements: about 46 uops per 28 FMAs, 5 of them
+/// integer.
+///
+/// # Safety
+/// AVX-512F; for rows `i < ROWS` and `q < k`, `a + i * stride_bytes / 4 + q` readable, and
+/// `w .. w + k * NR` readable; `stride_bytes` a multiple of 4.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn k_loop<const ROWS: usize, const NRV: usize>(
+    acc: &mut [[__m512; 2]; MR],
+    a: *const f32,
+    stride_bytes: usize,
+    w: *const f32,
+    k: usize,
+) {
+    // SAFETY: reads only the rows below ROWS (`.if`) and the caller's weight range; the row
+    // bases for rows >= ROWS are computed but never dereferenced. No stack, no memory writes.
+    unsafe {
+        core::arch::asm!(
+            "lea {a3}, [{a0} + 2*{s}]",
+            "add {a3}, {s}",
+            "lea {a5}, [{a3} + 2*{s}]",
+            "lea {a10}, [{a5} + 4*{s}]",
+            "add {a10}, {s}",
+            "test {groups}, {groups}",
+            "jz 3f",
+            ".p2align 5",
+            "2:",
+            ".irp u, 0, 1, 2, 3",
+            one_k_step!(),
+            ".endr",
+            "add {w}, 512",
+            "add {a0}, 16",
+            "add {a3}, 16",
+            "add {a5}, 16",
+            "add {a10}, 16",
+            "dec {groups}",
+            "jnz 2b",
+            "3:",
+            "test {rest}, {rest}",
+            "jz 5f",
+            "4:",
+            ".irp u, 0",
+            one_k_step!(),
+            ".endr",
+            "add {w}, 128",
+            "add {a0}, 4",
+            "add {a3}, 4",
+            "add {a5}, 4",
+            "add {a10}, 4",
+            "dec {rest}",
+            "jnz 4b",
+            "5:",
+            a0 = inout(reg) a => _,
+            s = in(reg) stride_bytes,
+            w = inout(reg) w => _,
+            groups = inout(reg) k / 4 => _,
+            rest = inout(reg) k % 4 => _,
+            a3 = out(reg) _,
+            a5 = out(reg) _,
+            a10 = out(reg) _,
+            rows = const ROWS,
+            nrv = const NRV,
+            inout("zmm0") acc[0][0],
+            inout("zmm1") acc[0][1],
+            inout("zmm2") acc[1][0],
+            inout("zmm3") acc[1][1],
+            inout("zmm4") acc[2][0],
+            inout("zmm5") acc[2][1],
+            inout("zmm6") acc[3][0],
+            inout("zmm7") acc[3][1],
+            inout("zmm8") acc[4][0],
+            inout("zmm9") acc[4][1],
+            inout("zmm10") acc[5][0],
+            inout("zmm11") acc[5][1],
+            inout("zmm12") acc[6][0],
+            inout("zmm13") acc[6][1],
+            inout("zmm14") acc[7][0],
+            inout("zmm15") acc[7][1],
+            inout("zmm16") acc[8][0],
+            inout("zmm17") acc[8][1],
+            inout("zmm18") acc[9][0],
+            inout("zmm19") acc[9][1],
+            inout("zmm20") acc[10][0],
+            inout("zmm21") acc[10][1],
+            inout("zmm22") acc[11][0],
+            inout("zmm23") acc[11][1],
+            inout("zmm24") acc[12][0],
+            inout("zmm25") acc[12][1],
+            inout("zmm26") acc[13][0],
+            inout("zmm27") acc[13][1],
+            out("zmm28") _,
+            out("zmm29") _,
+            out("zmm30") _,
+            options(nostack, readonly),
+        );
     }
 }
