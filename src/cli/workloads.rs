@@ -125,7 +125,7 @@ pub struct Prepared {
     pub flops: f64,
     /// Bytes read and written (input + output), for memory-bound workloads.
     pub bytes: f64,
-    pub run: Box<dyn FnMut(Parallelism<'_>) -> incept::Result<()>>,
+    pub run: Box<dyn FnMut(Parallelism<'_>) -> incept::Result<()> + Send>,
 }
 
 type R<T> = Result<T, String>;
