@@ -135,8 +135,11 @@
 //!   with the rest of it instead of starting its own.
 //!
 //! An operator cuts its output into chunks of whole pixel tiles (or whole output rows) and each
-//! chunk is one task. Work under about 2^18 multiply-adds stays on the calling thread whatever
-//! you ask, since handing it to other threads would cost more than it saves.
+//! chunk is one task: one per thread for a single image (every task repeats halo rows and fixed
+//! costs), about one image per task once each thread gets two or more. Work under about 2^18
+//! multiply-adds stays on the calling thread whatever you ask, since handing it to other threads
+//! would cost more than it saves. Entering a pool from outside it costs a few microseconds per
+//! run; see [`Parallelism::Pool`] for running many small operators.
 //!
 //! ```
 //! use incept::{Conv1x1, Epilogue, Nhwc, Parallelism, TensorView, TensorViewMut};
