@@ -7,7 +7,8 @@
 #
 #   ROUNDS=5 python3 benches/onednn_pairs.py "w2_conv3x3_192_128|1|ALL|--workload conv3x3" \
 #       "w6_inception3a|2|ALL|--workload inception --accuracy relaxed" "w1_conv1x1_192_64|1|AVX2|--workload conv1x1 --isa avx2"
-#   (case = ONEDNN_WORKLOAD|THREADS|ONEDNN_MAX_CPU_ISA|incept bench arguments)
+#   (case = ONEDNN_WORKLOAD|THREADS|ONEDNN_MAX_CPU_ISA|incept bench arguments; a workload
+#   conv_N_H_W_CIN_COUT_K_S_P is any convolution, e.g. "conv_1_28_28_96_128_3_1_1|1|ALL|--conv 28,28,96,128,3")
 import subprocess, json, statistics as st, sys, os, re
 O=os.path.expanduser(os.environ.get("ONEDNN", "~/.cache/incept-peers/onednn32_bench"))
 INC=os.environ.get("INCEPT") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "incept")
@@ -15,6 +16,8 @@ R=int(os.environ.get("ROUNDS","5"))
 SECONDS=os.environ.get("PAIR_SECONDS","0.3")
 def onednn(wl,t,isa):
     env=dict(os.environ, OMP_NUM_THREADS=str(t), ONEDNN_BENCH_ONLY=wl, BENCH_SECONDS=SECONDS, ONEDNN_MAX_CPU_ISA=isa)
+    if wl.startswith("conv_"):  # conv_N_H_W_CIN_COUT_K_S_P: a generic conv of the peers' bench
+        env["ONEDNN_BENCH_CONV"]=",".join(wl.split("_")[1:])
     cpus="0" if t==1 else "0,1"
     out=subprocess.run(["taskset","-c",cpus,O,"onednn3.2","nhwc",str(t)],env=env,capture_output=True,text=True).stdout
     m=re.search(r"RESULT .*median_ms=([0-9.]+) min_ms=([0-9.]+)",out)
