@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 # Interleaved comparison with oneDNN 3.2 on this machine: for each case, R rounds of (oneDNN run,
 # incept run; the order alternates), each PAIR_SECONDS (0.3) s, pinned (1 thread: core 0; 2 threads: cores 0,1). Prints the medians and
-# the median of the per-round speed ratios (oneDNN time / incept time; > 1 means incept is faster).
+# the median of the per-round speed ratios (oneDNN time / incept time; > 1 means incept is faster),
+# and the median over rounds of the ratio of the two best (minimum) run times, which reflects
+# each side at the machine's full speed (its slow phases come and go within a run).
 # Pairs cancel most of the machine's slow phases, which sequential runs do not.
 # Needs the peers built by `bash ../shared/peers/run.sh` (ONEDNN below) and `cargo build --release`.
 #
@@ -29,10 +31,10 @@ def ours(args,t):
 cases=[l.split("|") for l in sys.argv[1:]]
 for wl,t,isa,args in cases:
     t=int(t); a=args.split()
-    D=[];I=[];ratios=[]
+    D=[];I=[];ratios=[];best=[]
     for r in range(R):
         # Alternate which side runs first, so a drift within a round favours neither.
         if r%2==0: d=onednn(wl,t,isa); i=ours(a,t)
         else: i=ours(a,t); d=onednn(wl,t,isa)
-        D.append(d[0]); I.append(i[0]); ratios.append(d[0]/i[0])
-    print("%-32s t%d %-6s oneDNN %.4f ms  incept %.4f ms (%s)  speed ratio median %.2f  [%s]"%(wl,t,isa,st.median(D),st.median(I),i[2]["workload"],st.median(ratios)," ".join("%.2f"%x for x in ratios)),flush=True)
+        D.append(d[0]); I.append(i[0]); ratios.append(d[0]/i[0]); best.append(d[1]/i[1])
+    print("%-32s t%d %-6s oneDNN %.4f ms  incept %.4f ms (%s)  speed ratio median %.2f  [%s]  best-run ratio %.2f"%(wl,t,isa,st.median(D),st.median(I),i[2]["workload"],st.median(ratios)," ".join("%.2f"%x for x in ratios),st.median(best)),flush=True)
