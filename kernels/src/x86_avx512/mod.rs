@@ -83,6 +83,10 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
     // All MR rows exist (the k loop binds them to fixed registers); rows >= ROWS are never read
     // from memory nor stored.
     let mut acc = [bias; MR];
+    // Wrapping: a one-pixel tile may come with any stride (it is never used then); with two or
+    // more rows the contract makes `(ROWS - 1) * a_pixel_stride` floats addressable, so the byte
+    // stride does not wrap. The assembly only dereferences rows below ROWS.
+    let stride_bytes = a_pixel_stride.wrapping_mul(4);
     for t in 0..tap_count {
         // SAFETY: `taps` holds `tap_count` taps.
         let tap = unsafe { *taps.add(t) };
@@ -93,7 +97,7 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
             k_loop::<ROWS, NRV>(
                 &mut acc,
                 a.offset(tap.input_offset),
-                a_pixel_stride * 4,
+                stride_bytes,
                 w.add(NR + tap.weight_offset),
                 k,
             )
