@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{activations, bias, isas, weights, Mode};
+use common::{activations, bias, isas_for_full_size_tests, weights, Mode};
 use incept::{
     inception_reference, Accuracy, ConvParams, Inception, InceptionConfig, InceptionWeights, Nhwc,
     OpOptions, Parallelism, TensorView, TensorViewMut,
@@ -79,7 +79,7 @@ fn check_with(
     let largest = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let total = cfg.out_channels();
     let wide = total + 4;
-    for isa in isas() {
+    for isa in isas_for_full_size_tests() {
         let options = OpOptions {
             max_isa: Some(isa),
             ..options

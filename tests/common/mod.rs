@@ -33,6 +33,19 @@ pub fn isas() -> Vec<Isa> {
     isas
 }
 
+/// The ISAs for the full-size module tests: [`isas`], except that an aarch64 build (run under
+/// qemu in CI) leaves out the portable kernels. Those are the same Rust on every target (no
+/// fused multiply-adds are contracted, so the same bits), and the x86 run of these tests covers
+/// them; under emulation they cost more than the NEON runs (tests/inception.rs under qemu:
+/// 174 s with them, 100 s without).
+pub fn isas_for_full_size_tests() -> Vec<Isa> {
+    let mut isas = isas();
+    if cfg!(target_arch = "aarch64") {
+        isas.retain(|&isa| isa != Isa::Scalar);
+    }
+    isas
+}
+
 /// A small deterministic generator (SplitMix64).
 #[derive(Clone, Debug)]
 pub struct Rng(u64);
