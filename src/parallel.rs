@@ -76,19 +76,23 @@ impl Parallelism<'_> {
 /// other threads costs a few microseconds.
 pub(crate) const SEQUENTIAL_BELOW_MACS: usize = 1 << 18;
 
-/// Tasks per thread for an operator over `images` images, chunked by output rows. One task per
-/// thread unless every thread gets at least two whole images: then about four, so an image is
-/// a task (or less) and a thread that falls behind is balanced by the others. Measured at 2
-/// threads with the timed loop inside the pool: for one 28x28 image, one task per thread made
-/// the module 16% (exact) and 26% (Winograd) faster than four, the Winograd 3x3 10% and the
-/// max-pool 7% faster than two (each task repeats halo rows and fixed costs); at batch 8 four
-/// per thread made the max-pool 1.37x faster than one and the module no slower.
-pub(crate) fn row_tasks_per_thread(par: Parallelism<'_>, images: usize) -> usize {
-    if images >= 2 * par.threads() {
-        4
-    } else {
-        1
-    }
+/// Output rows per task for an operator over `images` images of `rows` output rows in all (a
+/// multiple of `granule`): [`chunk_pixels`] with one task per thread unless every thread gets at
+/// least two whole images, then about four per thread, so an image is a task (or less) and a
+/// thread that falls behind is balanced by the others. Measured at 2 threads with the timed loop
+/// inside the pool: for one 28x28 image, one task per thread made the module 16% (exact) and 26%
+/// (Winograd) faster than four, the Winograd 3x3 10% and the max-pool 7% faster than two (each
+/// task repeats halo rows and fixed costs); at batch 8 four per thread made the max-pool 1.37x
+/// faster than one and the module no slower.
+pub(crate) fn chunk_rows(
+    par: Parallelism<'_>,
+    images: usize,
+    rows: usize,
+    granule: usize,
+    macs: usize,
+) -> usize {
+    let tasks_per_thread = if images >= 2 * par.threads() { 4 } else { 1 };
+    chunk_pixels(par, rows, granule, macs, tasks_per_thread)
 }
 
 /// How many pixels (or rows) each task covers: a multiple of `mr`, at least `mr`, about

@@ -18,7 +18,7 @@ use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
 use crate::error::ErrorKind;
 use crate::error::{mismatch, Error, Result};
 use crate::isa::Isa;
-use crate::parallel::{chunk_pixels, for_each_output_chunk, row_tasks_per_thread, Parallelism};
+use crate::parallel::{chunk_rows, for_each_output_chunk, Parallelism};
 use crate::tensor::{Nhwc, TensorView, TensorViewMut};
 
 /// Describes a bottleneck: 1x1 `in_channels -> reduce_channels`, then `kernel x kernel`
@@ -496,12 +496,12 @@ impl Bottleneck {
         let work = oshape.pixels().saturating_mul(k * k * r * oshape.c);
         // Winograd tasks own whole 4-row tile rows where they can.
         let winograd = self.conv.is_winograd();
-        let chunk_rows = chunk_pixels(
+        let chunk_rows = chunk_rows(
             par,
+            oshape.n,
             rows_total,
             if winograd { 4 } else { 1 },
             work,
-            row_tasks_per_thread(par, oshape.n),
         );
         let (band, band_rows) = self.band(w);
         let scratch_len = band_rows * w * r;

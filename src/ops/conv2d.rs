@@ -17,7 +17,7 @@ use super::{use_winograd, ConvCore, Epilogue, OpOptions};
 use crate::error::ErrorKind;
 use crate::error::{mismatch, Result};
 use crate::isa::Isa;
-use crate::parallel::{chunk_pixels, for_each_output_chunk, row_tasks_per_thread, Parallelism};
+use crate::parallel::{chunk_rows, for_each_output_chunk, Parallelism};
 use crate::tensor::{Nhwc, TensorView, TensorViewMut};
 
 /// Largest kernel side of [`Conv2d`] and [`Bottleneck`](crate::Bottleneck): a tile's taps live
@@ -503,13 +503,7 @@ impl Conv2d {
             .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
         // Winograd tasks own whole 4-row tile rows where they can (a split tile is computed twice).
         let granule = if self.engine.is_winograd() { 4 } else { 1 };
-        let chunk_rows = chunk_pixels(
-            par,
-            rows_total,
-            granule,
-            macs,
-            row_tasks_per_thread(par, oshape.n),
-        );
+        let chunk_rows = chunk_rows(par, oshape.n, rows_total, granule, macs);
         let (in_ps, out_ps) = (input.pixel_stride(), output.pixel_stride());
         let source = Source {
             data: input.data(),

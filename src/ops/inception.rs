@@ -31,7 +31,7 @@ use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
 use crate::error::ErrorKind;
 use crate::error::{invalid, mismatch, Error, Result};
 use crate::isa::Isa;
-use crate::parallel::{chunk_pixels, for_each_output_chunk, row_tasks_per_thread, Parallelism};
+use crate::parallel::{chunk_rows, for_each_output_chunk, Parallelism};
 use crate::tensor::{Nhwc, TensorView, TensorViewMut};
 
 /// Channel counts of an Inception module (GoogLeNet's table). A reduction or the pool
@@ -774,13 +774,7 @@ impl Inception {
         let macs = usize::try_from(self.macs(ishape)).unwrap_or(usize::MAX);
         // A Winograd 3x3 wants tasks of whole 4-row tile rows.
         let granule = if self.conv3.is_winograd() { 4 } else { 1 };
-        let chunk_rows = chunk_pixels(
-            par,
-            rows_total,
-            granule,
-            macs,
-            row_tasks_per_thread(par, ishape.n),
-        );
+        let chunk_rows = chunk_rows(par, ishape.n, rows_total, granule, macs);
         let (band, halo) = self.band(w);
         let (len3, len5, lenp) = self.scratch_len(w);
         let (r3, r5) = (cfg.c3x3_reduce.unwrap_or(0), cfg.c5x5_reduce.unwrap_or(0));

@@ -13,7 +13,7 @@ use super::window::{Padding, Window};
 use crate::error::{mismatch, Error, ErrorKind, Result};
 use crate::isa::{self, Isa};
 use crate::ops::OpOptions;
-use crate::parallel::{chunk_pixels, for_each_output_chunk, row_tasks_per_thread, Parallelism};
+use crate::parallel::{chunk_rows, for_each_output_chunk, Parallelism};
 use crate::tensor::{Nhwc, TensorView, TensorViewMut};
 
 /// Bytes of input rows (one window's rows x one channel group) a pass keeps in L1.
@@ -277,13 +277,7 @@ impl MaxPool2d {
             .pixels()
             .saturating_mul(self.desc.kernel * self.desc.kernel)
             .saturating_mul(ishape.c);
-        let chunk_rows = chunk_pixels(
-            par,
-            rows_total,
-            1,
-            work,
-            row_tasks_per_thread(par, oshape.n),
-        );
+        let chunk_rows = chunk_rows(par, oshape.n, rows_total, 1, work);
         let out_ps = output.pixel_stride();
         let src = Source {
             data: input.data(),

@@ -12,7 +12,7 @@ use super::{with_scratch, ConvCore, ConvParams, Epilogue, OpOptions, ONE_TAP};
 use crate::error::ErrorKind;
 use crate::error::{mismatch, Result};
 use crate::isa::Isa;
-use crate::parallel::{chunk_pixels, for_each_output_chunk, row_tasks_per_thread, Parallelism};
+use crate::parallel::{chunk_rows, for_each_output_chunk, Parallelism};
 use crate::tensor::{Nhwc, TensorView, TensorViewMut};
 
 /// Max-pool (`pool`) followed by a 1x1 convolution `in_channels -> out_channels`, fused: each
@@ -271,13 +271,7 @@ impl PoolProjection {
         let (oh, ow, cin) = (oshape.h, oshape.w, ishape.c);
         let rows_total = oshape.n * oh;
         let macs = oshape.pixels().saturating_mul(cin).saturating_mul(oshape.c);
-        let chunk_rows = chunk_pixels(
-            par,
-            rows_total,
-            1,
-            macs,
-            row_tasks_per_thread(par, oshape.n),
-        );
+        let chunk_rows = chunk_rows(par, oshape.n, rows_total, 1, macs);
         let band = self.band(ow);
         let out_ps = output.pixel_stride();
         let src = Source {
