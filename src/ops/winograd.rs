@@ -22,7 +22,8 @@ use super::conv2d::{Dest, Source};
 use super::{check_weights, tile_error, with_winograd_scratch, ConvCore, Epilogue, OpOptions};
 use crate::error::{Error, ErrorKind, Result};
 
-/// Tiles a fused operator's band aims for (a 28x28 image is 49).
+/// Tiles a fused operator's band aims for (a 28x28 image is 49). In the 3a module (`U` 1.8 MB)
+/// bands of 28, 21 and 14 tiles measured 1%, 4% and 5% slower.
 const FUSED_BAND_TILES: usize = 49;
 
 /// Scratch (`V` and `M`) of a band that stays in L2 next to one block of `U`.
