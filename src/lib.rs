@@ -197,7 +197,9 @@
 //! [`Conv1x1`], [`MaxPool2d`] and the direct [`Conv2d`] need no scratch: they read the input in
 //! place and write the output directly, and `run` allocates nothing. A Winograd [`Conv2d`] keeps
 //! its transformed tiles for a band of tile rows in a second per-thread cache like the one
-//! below (the fused operators' figures include it). The fused operators
+//! below (the fused operators' figures include it): typically up to 1 MiB, or 4 MiB when its
+//! filter transforms are large enough that re-reading them per short band would cost more
+//! ([`Conv2d::scratch_bytes_per_thread`]). The fused operators
 //! ([`Bottleneck`], [`PoolProjection`], [`Inception`]) keep a band of a few rows of their
 //! intermediate tensor per task. That band lives in an internal per-thread cache: one 64-byte
 //! aligned buffer per thread, shared by every operator that runs on the thread, grown when a run
