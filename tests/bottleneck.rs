@@ -304,9 +304,10 @@ fn scratch_does_not_grow_with_the_image_height() {
     assert!(small < 256 * 1024, "{small} bytes");
 }
 
-/// Under `Accuracy::Relaxed` the 3x3 stage runs with Winograd F(4x4, 3x3) from the band of
-/// reduced rows: GoogLeNet's 3x3 branch shape at reduced channels, odd sizes, uneven padding,
-/// batch 2; every ISA and thread count (bit-identical across thread counts).
+/// Under `Accuracy::Relaxed` the 3x3 stage runs with Winograd F(4x4, 3x3) and the 5x5 stage with
+/// F(2x2, 5x5) from the band of reduced rows: GoogLeNet's branch shapes at reduced channels, odd
+/// sizes, uneven padding, batch 2; every ISA and thread count (bit-identical across thread
+/// counts).
 #[test]
 fn winograd_bottlenecks_match_the_reference() {
     let options = OpOptions {
@@ -320,11 +321,20 @@ fn winograd_bottlenecks_match_the_reference() {
         bottom: 1,
         right: 2,
     };
-    for (n, h, w, cin, r, cout, pad) in [
-        (2, 28, 28, 48, 24, 32, same),
-        (2, 13, 11, 20, 17, 18, same),
-        (1, 9, 14, 16, 16, 40, uneven),
-        (3, 7, 7, 32, 16, 16, same),
+    let uneven5 = Padding {
+        top: 4,
+        left: 1,
+        bottom: 0,
+        right: 3,
+    };
+    for (k, n, h, w, cin, r, cout, pad) in [
+        (3, 2, 28, 28, 48, 24, 32, same),
+        (3, 2, 13, 11, 20, 17, 18, same),
+        (3, 1, 9, 14, 16, 16, 40, uneven),
+        (3, 3, 7, 7, 32, 16, 16, same),
+        (5, 2, 14, 14, 48, 24, 64, Padding::same(5)),
+        (5, 2, 13, 11, 20, 32, 40, uneven5),
+        (5, 3, 7, 7, 32, 48, 16, Padding::same(5)),
     ] {
         let case = Case {
             n,
@@ -333,7 +343,7 @@ fn winograd_bottlenecks_match_the_reference() {
             cin,
             r,
             cout,
-            k: 3,
+            k,
             stride: 1,
             pad,
         };

@@ -284,8 +284,8 @@ fn argument_errors_exit_2_with_a_message() {
         &["--accuracy must be exact or relaxed, got 'loose'"],
     );
     fails(
-        &["bench", "--conv", "14,14,8,8,5", "--algorithm", "winograd"],
-        &["Winograd F(4x4, 3x3) needs a 3x3 kernel with stride 1, got kernel 5"],
+        &["bench", "--conv", "14,14,8,8,7", "--algorithm", "winograd"],
+        &["Winograd needs a 3x3 or 5x5 kernel with stride 1, got kernel 7"],
     );
     // An ISA this CPU lacks is an error, never SIGILL.
     if let Some(missing) = incept::isa::ALL_ISAS

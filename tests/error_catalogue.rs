@@ -1473,12 +1473,12 @@ fn winograd_forced_on_a_shape_it_cannot_compute() {
         algorithm: incept::ConvAlgorithm::Winograd,
         ..OpOptions::default()
     };
-    let desc = Conv2dDesc::same(4, 5, 5, Epilogue::None);
-    let e = Conv2d::with_options(&desc, &[0.0; 5 * 25 * 4], None, winograd).unwrap_err();
+    let desc = Conv2dDesc::same(4, 5, 7, Epilogue::None);
+    let e = Conv2d::with_options(&desc, &[0.0; 5 * 49 * 4], None, winograd).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert_eq!(
         e.message(),
-        "conv2d: Winograd F(4x4, 3x3) needs a 3x3 kernel with stride 1, got kernel 5, stride 1"
+        "conv2d: Winograd needs a 3x3 or 5x5 kernel with stride 1, got kernel 7, stride 1"
     );
     let strided = Conv2dDesc {
         stride: 2,

@@ -287,26 +287,26 @@ fn conv2d_with_borders_against_the_reference() {
     }
 }
 
-/// Winograd F(4x4, 3x3): a 5x5 image (two tile rows and columns, the second ones cut by the
-/// image edge), input channels with a full and a partial vector on NEON (a partial one on
+/// Winograd F(4x4, 3x3) and F(2x2, 5x5): a 5x5 image (two or three tile rows and columns, the
+/// last ones cut by the image edge), input channels with a full and a partial vector on NEON (a partial one on
 /// AVX2), a partial output-channel block, channel slices on both sides; within 1e-4 of the
 /// largest output against the reference.
 #[test]
 fn winograd_conv_against_the_reference() {
     let (n, h, w, cin) = (1, 5, 5, 5);
-    let window = Window::square(3, 1, 1);
-    for isa in isas() {
+    for (isa, k) in isas().into_iter().flat_map(|isa| [(isa, 3), (isa, 5)]) {
+        let window = Window::square(k, 1, k / 2);
         let cout = couts(isa)[0];
         let in_spec = Spec::slice(n, h, w, cin, 2, 1).with_margins(1, 1);
         let out_spec = Spec::slice(n, h, w, cout, 1, 2);
         let x = activations(Mode::Random, n * h * w * cin, 41);
-        let wts = weights(Mode::Random, cout * 9 * cin, 42);
+        let wts = weights(Mode::Random, cout * k * k * cin, 42);
         let b = bias(Mode::Random, cout, 43);
         let options = OpOptions {
             algorithm: incept::ConvAlgorithm::Winograd,
             ..options(isa)
         };
-        let desc = Conv2dDesc::same(cin, cout, 3, Epilogue::Relu);
+        let desc = Conv2dDesc::same(cin, cout, k, Epilogue::Relu);
         let conv = Conv2d::with_options(&desc, &wts, Some(&b), options).unwrap();
         let in_buf = in_spec.buffer_with(&x, INPUT_PAD);
         let init = vec![OUTPUT_SENTINEL; out_spec.buffer_len()];
@@ -337,13 +337,13 @@ fn winograd_conv_against_the_reference() {
             if mask[idx] {
                 assert!(
                     (g - wv).abs() <= 1e-4 * largest,
-                    "winograd {isa}: element {idx}: got {g}, want {wv}"
+                    "winograd {k}x{k} {isa}: element {idx}: got {g}, want {wv}"
                 );
             } else {
                 assert_eq!(
                     g.to_bits(),
                     wv.to_bits(),
-                    "winograd {isa}: element {idx} outside"
+                    "winograd {k}x{k} {isa}: element {idx} outside"
                 );
             }
         }

@@ -25,7 +25,7 @@ commands:
                     --batch N              (default 1)
                     --threads T            (default: all cores)
                     --isa auto|scalar|avx2|avx512|neon   (default auto)
-                    --algorithm auto|direct|winograd     3x3 stride-1 convolutions (default auto)
+                    --algorithm auto|direct|winograd     3x3 and 5x5 stride-1 convolutions (default auto)
                     --accuracy exact|relaxed             what auto may use (default exact: direct only)
                     --seconds S            (timed window, default 1)
                     --json                 (one JSON object per line)

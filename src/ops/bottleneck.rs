@@ -12,7 +12,6 @@ use incept_kernels::TapSet;
 
 use super::conv2d::{Dest, Engine, Source, MAX_KERNEL};
 use super::window::{Padding, Window};
-use super::winograd::Winograd;
 use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
 #[cfg(doc)]
 use crate::error::ErrorKind;
@@ -370,8 +369,8 @@ impl Bottleneck {
     /// needs (up to 3 rows above and below).
     fn band(&self, w: usize) -> (usize, usize) {
         let (k, s) = (self.desc.kernel, self.desc.stride);
-        if self.conv.is_winograd() {
-            let band = Winograd::fused_band_rows(w);
+        if let Some(wino) = self.conv.winograd() {
+            let band = wino.fused_band_rows(w);
             return (band, band + k - 1 + 6);
         }
         let row_bytes = w
@@ -494,13 +493,13 @@ impl Bottleneck {
         let (h, w, r) = (ishape.h, ishape.w, self.desc.reduce_channels);
         let rows_total = oshape.n * oh;
         let work = oshape.pixels().saturating_mul(k * k * r * oshape.c);
-        // Winograd tasks own whole 4-row tile rows where they can.
-        let winograd = self.conv.is_winograd();
+        // Winograd tasks own whole tile rows where they can (4 rows suit both tile sizes).
+        let winograd = self.conv.winograd();
         let chunk_rows = chunk_rows(
             par,
             oshape.n,
             rows_total,
-            if winograd { 4 } else { 1 },
+            if winograd.is_some() { 4 } else { 1 },
             work,
         );
         let (band, band_rows) = self.band(w);
@@ -509,14 +508,10 @@ impl Bottleneck {
         let (a, a_ps) = (input.data(), input.pixel_stride());
         let one_tap = TapSet::new(&ONE_TAP);
         // Input rows the output rows `y0..y1` read: `lo..hi`, clipped to the image.
-        // With Winograd, the 6 input rows of every 4-row tile row the outputs touch.
+        // With Winograd, the 6 input rows of every tile row the outputs touch.
         let needed = |y0: usize, y1: usize| {
-            if winograd {
-                let (ty0, ty1) = (y0 / 4, y1.div_ceil(4));
-                return (
-                    (4 * ty0).saturating_sub(pad.top),
-                    (4 * ty1 + 2 - pad.top).min(h),
-                );
+            if let Some(wino) = winograd {
+                return wino.input_rows((y0, y1), h);
             }
             (
                 (y0 * s).saturating_sub(pad.top),
@@ -541,7 +536,7 @@ impl Bottleneck {
                         let n = g / oh;
                         let y0 = g - n * oh;
                         // Winograd bands end on tile-row boundaries.
-                        let start = if winograd { y0 - y0 % 4 } else { y0 };
+                        let start = winograd.map_or(y0, |wino| y0 - y0 % wino.tile());
                         let y1 = (start + band).min(oh).min(g1 - n * oh);
                         let (lo, hi) = needed(y0, y1);
                         // Keep the rows shared with the previous band, compute the rest.

@@ -143,9 +143,10 @@ impl Engine {
         options: OpOptions,
     ) -> crate::Result<Self> {
         let (k, s, p) = (window.kernel, window.stride, window.padding);
-        if use_winograd(op, options, (k, s), (in_channels, out_channels))? {
+        if let Some(variant) = use_winograd(op, options, (k, s), (in_channels, out_channels))? {
             let winograd = Winograd::new(
                 op,
+                variant,
                 in_channels,
                 out_channels,
                 weights,
@@ -185,6 +186,14 @@ impl Engine {
     /// Whether this is the Winograd engine.
     pub(crate) fn is_winograd(&self) -> bool {
         matches!(self, Engine::Winograd(_))
+    }
+
+    /// The Winograd engine, if this is one.
+    pub(crate) fn winograd(&self) -> Option<&Winograd> {
+        match self {
+            Engine::Winograd(w) => Some(w),
+            Engine::Direct(_) => None,
+        }
     }
 
     /// Output rows `rows` of an `oh x ow` output; see [`conv_rows`].

@@ -22,10 +22,9 @@
 
 use incept_kernels::TapSet;
 
-use super::conv2d::{conv_rows, Dest, Engine, Source, MAX_KERNEL};
+use super::conv2d::{Dest, Engine, Source, MAX_KERNEL};
 use super::maxpool::{MaxPool2d, MaxPool2dDesc};
 use super::window::{Padding, Window};
-use super::winograd::Winograd;
 use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
 #[cfg(doc)]
 use crate::error::ErrorKind;
@@ -270,7 +269,8 @@ pub struct Inception {
     conv3: Engine,
     window3: Window,
     reduce5: Option<ConvCore>,
-    conv5: ConvCore,
+    /// Direct or Winograd, as for the 3x3.
+    conv5: Engine,
     window5: Window,
     pool: MaxPool2d,
     proj: Option<ConvCore>,
@@ -403,14 +403,16 @@ impl Inception {
             relu,
             options,
         )?;
-        let conv5 = core(
-            "5x5 branch",
-            config.c5x5_reduce.unwrap_or(cin),
-            config.c5x5,
-            25,
-            weights.conv5x5,
-        )?;
         let window5 = Window::new("inception 5x5", 5, 1, Padding::same(5), MAX_KERNEL)?;
+        let conv5 = Engine::new(
+            "5x5 branch",
+            (config.c5x5_reduce.unwrap_or(cin), config.c5x5),
+            &window5,
+            weights.conv5x5.weights,
+            weights.conv5x5.bias,
+            relu,
+            options,
+        )?;
         let pool = MaxPool2d::with_options(&MaxPool2dDesc::INCEPTION, options)?;
         Ok(Inception {
             config: *config,
@@ -616,13 +618,14 @@ impl Inception {
 
     /// Output rows per band for width `w`, and the halo rows the reductions need above and below.
     ///
-    /// With a Winograd 3x3 the band is a whole number of 4-row tile rows, long enough for its
-    /// GEMMs to reuse each packed filter transform over many tiles; its tiles may also need up
-    /// to [`WINOGRAD_SLACK`] rows beyond the halo when a task starts inside a tile row.
+    /// With a Winograd 3x3 or 5x5 the band is a whole number of 4-row tile rows (4 or 2 rows per
+    /// tile), long enough for its GEMMs to reuse each packed filter transform over many tiles;
+    /// its tiles may also need up to [`WINOGRAD_SLACK`] rows beyond the halo when a task starts
+    /// inside a tile row.
     fn band(&self, w: usize) -> (usize, usize) {
-        if self.conv3.is_winograd() {
+        if let Some(wino) = self.conv3.winograd().or(self.conv5.winograd()) {
             let halo = if self.reduce5.is_some() { 2 } else { 1 };
-            return (Winograd::fused_band_rows(w), halo);
+            return (wino.fused_band_rows(w), halo);
         }
         let halo = match (self.reduce3.is_some(), self.reduce5.is_some()) {
             (_, true) => 2,
@@ -690,10 +693,13 @@ impl Inception {
     /// ```
     pub fn scratch_bytes_per_thread(&self, w: usize) -> usize {
         let (s3, s5, sp) = self.scratch_len(w);
-        let winograd = match &self.conv3 {
-            Engine::Winograd(wino) => wino.scratch_bytes(w),
-            Engine::Direct(_) => 0,
-        };
+        // The 3x3 and 5x5 run one after the other: they share the Winograd scratch.
+        let winograd = [&self.conv3, &self.conv5]
+            .iter()
+            .filter_map(|engine| engine.winograd())
+            .map(|wino| wino.scratch_bytes(w))
+            .max()
+            .unwrap_or(0);
         s3.saturating_add(s5)
             .saturating_add(sp)
             .saturating_mul(std::mem::size_of::<f32>())
@@ -772,8 +778,9 @@ impl Inception {
         let (h, w) = (ishape.h, ishape.w);
         let rows_total = ishape.n * h;
         let macs = usize::try_from(self.macs(ishape)).unwrap_or(usize::MAX);
-        // A Winograd 3x3 wants tasks of whole 4-row tile rows.
-        let granule = if self.conv3.is_winograd() { 4 } else { 1 };
+        // A Winograd 3x3 or 5x5 wants tasks of whole 4-row tile rows.
+        let any_winograd = self.conv3.is_winograd() || self.conv5.is_winograd();
+        let granule = if any_winograd { 4 } else { 1 };
         let chunk_rows = chunk_rows(par, ishape.n, rows_total, granule, macs);
         let (band, halo) = self.band(w);
         let (len3, len5, lenp) = self.scratch_len(w);
@@ -810,12 +817,19 @@ impl Inception {
                         let n = g / h;
                         let y0 = g - n * h;
                         let (mut lo, mut hi);
-                        let y1 = if self.conv3.is_winograd() {
-                            // Bands end on tile-row boundaries; every tile's 6 input rows
-                            // (from 1 above its first row to 1 below its last) are present.
+                        let y1 = if any_winograd {
+                            // Bands end on 4-row boundaries; every tile's 6 input rows are
+                            // present.
                             let y1 = (y0 - y0 % 4 + band).min(h).min(g1 - n * h);
-                            lo = y0.saturating_sub(halo).min((y0 - y0 % 4).saturating_sub(1));
-                            hi = (y1 + halo).max(y1.div_ceil(4) * 4 + 1).min(h);
+                            (lo, hi) = (y0.saturating_sub(halo), (y1 + halo).min(h));
+                            for wino in [&self.conv3, &self.conv5]
+                                .map(Engine::winograd)
+                                .iter()
+                                .flatten()
+                            {
+                                let (tile_lo, tile_hi) = wino.input_rows((y0, y1), h);
+                                (lo, hi) = (lo.min(tile_lo), hi.max(tile_hi));
+                            }
                             y1
                         } else {
                             let y1 = (y0 + band).min(h).min(g1 - n * h);
@@ -931,8 +945,8 @@ impl Inception {
                         } else {
                             (in_src, 0)
                         };
-                        conv_rows(
-                            &self.conv5,
+                        self.conv5.run_rows(
+                            "inception",
                             &self.window5,
                             &src5,
                             first5,

@@ -1,21 +1,21 @@
-//! Winograd F(4x4, 3x3) for stride-1 3x3 convolutions: 36 GEMMs on our microkernels between an
-//! input and an output transform (the math: [`incept_kernels::winograd`]).
+//! Winograd F(4x4, 3x3) and F(2x2, 5x5) for stride-1 3x3 and 5x5 convolutions: 36 GEMMs on our
+//! microkernels between an input and an output transform (the math: [`incept_kernels::winograd`]).
 //!
-//! Work is cut into *bands* of 4-row tile rows (in a batch, a band continues into the next
-//! image). For a band the input transform writes `V[e][tile][in]` for its tiles, the GEMMs
+//! Work is cut into *bands* of tile rows (`m` output rows each, `m` = 4 or 2; in a batch, a band
+//! continues into the next image). For a band the input transform writes `V[e][tile][in]` for its tiles, the GEMMs
 //! compute `M[e][tile][out] = V[e] x U[e]` (one per element `e` of the 6x6 transformed tile, on
 //! the packed filter transforms `U`), and the output transform turns `M` back into 4x4 output
 //! tiles with bias and epilogue. `V` and `M` live in a per-thread scratch sized by
 //! [`Winograd::band_tile_rows`]; it depends on the band, not on the image height.
 //!
 //! The tile grid is fixed to the image (tiles start at output rows and columns that are
-//! multiples of 4), so a thread that owns rows in the middle of a tile recomputes that tile but
+//! multiples of `m`), so a thread that owns rows in the middle of a tile recomputes that tile but
 //! stores the same bits: the output is identical for any thread count.
 
 use std::ops::Range;
 
 use incept_kernels::winograd::{
-    transform_filter, transform_input, transform_output, ALPHA, ELEMENTS, TILE,
+    transform_input, transform_output, TilePixels, Variant, ALPHA, ELEMENTS, MAX_TILE,
 };
 use incept_kernels::{Clamp, Tap, TapSet};
 
@@ -36,9 +36,10 @@ const BAND_L2_BYTES: usize = 1 << 20;
 /// Scratch of a long band, which spills `V` and `M` to L3 but re-reads `U` less often.
 const BAND_LONG_BYTES: usize = 4 << 20;
 
-/// A 3x3 stride-1 convolution computed with Winograd F(4x4, 3x3).
+/// A 3x3 or 5x5 stride-1 convolution computed with Winograd F(4x4, 3x3) or F(2x2, 5x5).
 #[derive(Clone, Debug)]
 pub(crate) struct Winograd {
+    variant: Variant,
     /// The 36 GEMMs: filter transforms packed as 36 "taps" of `in x out`, no bias, no clamp.
     pub(crate) gemm: ConvCore,
     bias: Vec<f32>,
@@ -48,10 +49,12 @@ pub(crate) struct Winograd {
 }
 
 impl Winograd {
-    /// Transforms and packs OHWI 3x3 `weights`; `pad` = (top, left) of the convolution.
+    /// Transforms and packs OHWI `weights` of the variant's kernel; `pad` = (top, left) of the
+    /// convolution.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         op: &str,
+        variant: Variant,
         in_channels: usize,
         out_channels: usize,
         weights: &[f32],
@@ -60,15 +63,26 @@ impl Winograd {
         (pad_top, pad_left): (usize, usize),
         options: OpOptions,
     ) -> Result<Self> {
-        // The checks ConvCore would make on the 3x3 weights, before transforming them.
-        check_weights(op, (in_channels, out_channels), 9, weights, bias)?;
+        // The checks ConvCore would make on the r x r weights, before transforming them.
+        let taps = variant.kernel() * variant.kernel();
+        check_weights(op, (in_channels, out_channels), taps, weights, bias)?;
         let clamp = epilogue.clamp()?;
         // U as OHWI with 36 "taps": [out][e][in].
         let mut u = vec![0.0f32; out_channels * ELEMENTS * in_channels];
         for o in 0..out_channels {
             for q in 0..in_channels {
-                let g = std::array::from_fn(|t| weights[(o * 9 + t) * in_channels + q]);
-                for (e, v) in transform_filter(&g).into_iter().enumerate() {
+                // In bounds: `check_weights` saw `out * taps * in` weights.
+                let g: [f32; 25] = std::array::from_fn(|t| {
+                    if t < taps {
+                        weights[(o * taps + t) * in_channels + q]
+                    } else {
+                        0.0
+                    }
+                });
+                let transformed = variant
+                    .transform_filter(&g[..taps])
+                    .ok_or_else(|| internal(op, "filter of the wrong size"))?;
+                for (e, v) in transformed.into_iter().enumerate() {
                     u[(o * ELEMENTS + e) * in_channels + q] = v;
                 }
             }
@@ -84,6 +98,7 @@ impl Winograd {
             options,
         )?;
         Ok(Winograd {
+            variant,
             gemm,
             bias: bias.map_or_else(|| vec![0.0; out_channels], <[f32]>::to_vec),
             clamp,
@@ -92,11 +107,31 @@ impl Winograd {
         })
     }
 
-    /// Output rows per band of a fused operator (`Bottleneck`, `Inception`) feeding a Winograd
-    /// 3x3 from its band of reduced rows, for an output `ow` wide: whole 4-row tile rows, enough
-    /// for about [`FUSED_BAND_TILES`] tiles so the GEMMs reuse each packed U block.
-    pub(crate) fn fused_band_rows(ow: usize) -> usize {
-        (TILE * FUSED_BAND_TILES.div_ceil(ow.div_ceil(TILE).max(1))).min(64)
+    /// Output rows per tile (4 or 2).
+    pub(crate) fn tile(&self) -> usize {
+        self.variant.tile()
+    }
+
+    /// Output rows per band of a fused operator (`Bottleneck`, `Inception`) feeding this
+    /// convolution from its band of reduced rows, for an output `ow` wide: whole tile rows,
+    /// enough for about [`FUSED_BAND_TILES`] tiles so the GEMMs reuse each packed U block.
+    /// A multiple of 4 (the larger tile), so one band suits both variants.
+    pub(crate) fn fused_band_rows(&self, ow: usize) -> usize {
+        let m = self.tile();
+        (m * FUSED_BAND_TILES.div_ceil(ow.div_ceil(m).max(1)))
+            .next_multiple_of(4)
+            .min(64)
+    }
+
+    /// Input rows `lo..hi` (clipped to an image `h` high) the tiles covering output rows
+    /// `y0..y1` read.
+    pub(crate) fn input_rows(&self, (y0, y1): (usize, usize), h: usize) -> (usize, usize) {
+        let m = self.tile();
+        let (ty0, ty1) = (y0 / m, y1.div_ceil(m));
+        (
+            (m * ty0).saturating_sub(self.pad_top),
+            (m * ty1 + ALPHA - m).saturating_sub(self.pad_top).min(h),
+        )
     }
 
     /// Tile rows per band for an output `ow` wide: a band that fits in L2 or a long one,
@@ -113,7 +148,7 @@ impl Winograd {
         let (cin, cout) = (self.gemm.in_channels, self.gemm.out_channels);
         let per_tile = (ELEMENTS * (cin + cout) * 4).max(1);
         let u_bytes = ELEMENTS * cin * cout * 4;
-        let tiles_per_row = ow.div_ceil(TILE).max(1);
+        let tiles_per_row = ow.div_ceil(self.tile()).max(1);
         let rows = |bytes: usize| (bytes / per_tile / tiles_per_row).clamp(1, MAX_BAND_TILE_ROWS);
         let per_tile_traffic = |rows: usize, spills: bool| {
             u_bytes / (rows * tiles_per_row) + if spills { 2 * per_tile } else { 0 }
@@ -129,7 +164,9 @@ impl Winograd {
     /// Scratch bytes per thread for an output `ow` wide, at most (less for images shorter
     /// than a band).
     pub(crate) fn scratch_bytes(&self, ow: usize) -> usize {
-        let tiles = self.band_tile_rows(ow).saturating_mul(ow.div_ceil(TILE));
+        let tiles = self
+            .band_tile_rows(ow)
+            .saturating_mul(ow.div_ceil(self.tile()));
         tiles
             .saturating_mul(ELEMENTS)
             .saturating_mul(self.gemm.in_channels + self.gemm.out_channels)
@@ -150,19 +187,15 @@ impl Winograd {
         dest: &Dest,
     ) -> Result<()> {
         let (cin, cout) = (self.gemm.in_channels, self.gemm.out_channels);
-        let tiles_per_row = ow.div_ceil(TILE);
+        let tile = self.tile();
+        let tiles_per_row = ow.div_ceil(tile);
         // No longer than this call's rows need: a short image does not get a long band's scratch.
-        let band = self.band_tile_rows(ow).min(tile_rows_in(&rows, oh));
+        let band = self.band_tile_rows(ow).min(tile_rows_in(&rows, oh, tile));
         let max_tiles = band * tiles_per_row;
         let (v_len, m_len) = (ELEMENTS * max_tiles * cin, ELEMENTS * max_tiles * cout);
         let token = self.gemm.token;
         let (h, w, ps) = (src.shape.h, src.shape.w, src.pixel_stride);
-        let internal = |what: &str| {
-            Error::new(
-                ErrorKind::Internal,
-                format!("{op}: internal error, Winograd {what}"),
-            )
-        };
+        let internal = |what: &str| internal(op, what);
         with_winograd_scratch(v_len + m_len, |scratch| {
             let (v, m) = scratch.split_at_mut(v_len);
             let mut g = rows.start;
@@ -176,8 +209,8 @@ impl Winograd {
                     let n = g / oh;
                     let y = g - n * oh;
                     let row_end = oh.min(rows.end - n * oh);
-                    let ty0 = y / TILE;
-                    let ty1 = (ty0 + band - tile_rows).min(row_end.div_ceil(TILE));
+                    let ty0 = y / tile;
+                    let ty1 = (ty0 + band - tile_rows).min(row_end.div_ceil(tile));
                     segments[count] = BandSegment {
                         n,
                         tile_rows: ty0..ty1,
@@ -185,7 +218,7 @@ impl Winograd {
                     };
                     count += 1;
                     tile_rows += ty1 - ty0;
-                    g = n * oh + (ty1 * TILE).min(row_end);
+                    g = n * oh + (ty1 * tile).min(row_end);
                 }
                 let segments = &segments[..count];
                 let tiles = tile_rows * tiles_per_row;
@@ -202,20 +235,27 @@ impl Winograd {
                 };
                 // 1. Input transform of every tile of the band.
                 for (t, (seg, ty, tx)) in band_tiles() {
-                    let n = seg.n;
-                    let mut pixels = [None; ELEMENTS];
-                    for (p, slot) in pixels.iter_mut().enumerate() {
-                        let iy = (ty * TILE + p / ALPHA).checked_sub(self.pad_top);
-                        let ix = (tx * TILE + p % ALPHA).checked_sub(self.pad_left);
-                        if let (Some(iy), Some(ix)) = (iy, ix) {
-                            if iy < h && ix < w {
-                                let row = (n * h + iy)
+                    // Offsets of the tile's 6 input rows and 6 input columns (None: padding).
+                    let mut rows_at = [None; ALPHA];
+                    for (i, slot) in rows_at.iter_mut().enumerate() {
+                        if let Some(iy) = (ty * tile + i).checked_sub(self.pad_top) {
+                            if iy < h {
+                                let row = (seg.n * h + iy)
                                     .checked_sub(first_row)
                                     .ok_or_else(|| internal("row above the band"))?;
-                                *slot = Some(src.offset + (row * w + ix) * ps);
+                                *slot = Some(src.offset + row * w * ps);
                             }
                         }
                     }
+                    let pixels = TilePixels {
+                        rows: rows_at,
+                        cols: std::array::from_fn(|j| {
+                            (tx * tile + j)
+                                .checked_sub(self.pad_left)
+                                .filter(|&ix| ix < w)
+                                .map(|ix| ix * ps)
+                        }),
+                    };
                     transform_input(token, src.data, &pixels, cin, v, t * cin, tiles * cin)
                         .map_err(|e| tile_error(op, e))?;
                 }
@@ -246,11 +286,19 @@ impl Winograd {
                 }
                 // 3. Output transform, storing only this task's rows inside the image.
                 for (t, (seg, ty, tx)) in band_tiles() {
-                    let mut pixels = [None; TILE * TILE];
-                    for (p, slot) in pixels.iter_mut().enumerate() {
-                        let (oy, ox) = (ty * TILE + p / TILE, tx * TILE + p % TILE);
-                        if seg.rows.contains(&oy) && ox < ow {
-                            let pixel = ((seg.n * oh + oy) * ow + ox)
+                    // Row offsets point at the tile's first column; columns past the image and
+                    // rows outside this task's rows are not stored.
+                    let x0 = tx * tile;
+                    let mut pixels = TilePixels {
+                        rows: [None; MAX_TILE],
+                        cols: std::array::from_fn(|j| {
+                            (j < tile && x0 + j < ow).then_some(j * dest.pixel_stride)
+                        }),
+                    };
+                    for (i, slot) in pixels.rows[..tile].iter_mut().enumerate() {
+                        let oy = ty * tile + i;
+                        if seg.rows.contains(&oy) {
+                            let pixel = ((seg.n * oh + oy) * ow + x0)
                                 .checked_sub(dest.first_pixel)
                                 .ok_or_else(|| internal("output before the chunk"))?;
                             *slot = Some(pixel * dest.pixel_stride + dest.channel_offset);
@@ -258,6 +306,7 @@ impl Winograd {
                     }
                     transform_output(
                         token,
+                        self.variant,
                         m,
                         t * cout,
                         tiles * cout,
@@ -283,16 +332,25 @@ struct BandSegment {
     rows: Range<usize>,
 }
 
-/// Tile rows the global output rows `rows` (`n*oh + y`) touch, image by image.
-fn tile_rows_in(rows: &Range<usize>, oh: usize) -> usize {
+/// Tile rows (`tile` output rows each) the global output rows `rows` (`n*oh + y`) touch, image
+/// by image.
+fn tile_rows_in(rows: &Range<usize>, oh: usize, tile: usize) -> usize {
     let mut count = 0;
     let mut g = rows.start;
     while g < rows.end {
         let n = g / oh;
         let y = g - n * oh;
         let row_end = oh.min(rows.end - n * oh);
-        count += row_end.div_ceil(TILE) - y / TILE;
+        count += row_end.div_ceil(tile) - y / tile;
         g = n * oh + row_end;
     }
     count
+}
+
+/// An internal inconsistency of the Winograd path, as an error.
+fn internal(op: &str, what: &str) -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        format!("{op}: internal error, Winograd {what}"),
+    )
 }
