@@ -35,8 +35,9 @@
 //! transform reads 6x6 pixels (each `channels` contiguous floats, or padding) and writes element
 //! `e` of every channel at `dst + e*element_stride`; the output transform reads the 36 elements
 //! the same way and writes `m x m` pixels, each optional so a tile at the image edge stores
-//! only what is inside. Pixels are addressed by [`TilePixels`]: one offset per row plus one per
-//! column, so a tile costs 12 offsets to describe and check, not 36.
+//! only what is inside. Both transforms take a whole row of tiles per call ([`TileRow`]: one
+//! offset per pixel row plus the column geometry), so the checks and the dispatch are paid
+//! once per row, not per tile.
 
 // Index loops over the 6x6 / 4x4 tile read as the math is written (rows i, columns j).
 #![allow(clippy::needless_range_loop)]
@@ -48,42 +49,126 @@ pub const ALPHA: usize = 6;
 /// Elements of a transformed tile (`ALPHA * ALPHA`): the number of GEMMs.
 pub const ELEMENTS: usize = ALPHA * ALPHA;
 /// Side of the largest output tile (F(4x4, 3x3)'s): the size of `transform_output`'s
-/// [`TilePixels`].
+/// [`TileRow`].
 pub const MAX_TILE: usize = 4;
 
-/// Where the pixels of an `N x N` tile are: pixel `(i, j)` starts at `rows[i] + cols[j]`, or is
-/// absent (padding on input, not stored on output) when either is `None`.
+/// Where the pixels of a row of tiles are, in the image a transform reads or writes.
+///
+/// Pixel `(i, j)` of tile `t` is image column `x = first_column + t*step + j` of pixel row `i`:
+/// it starts at `rows[i] + x*pixel_stride`, and is absent (padding on input, not stored on
+/// output) when `rows[i]` is `None` or `x` is outside `0..width`.
 ///
 /// ```
-/// use incept_kernels::winograd::TilePixels;
-/// // A 2x2 tile of a 10-wide image with 3 channels per pixel, its right column cut off.
-/// let tile = TilePixels { rows: [Some(0), Some(30)], cols: [Some(27), None] };
-/// assert_eq!(tile.at(1, 0), Some(57));
-/// assert_eq!(tile.at(1, 1), None);
+/// use incept_kernels::winograd::TileRow;
+/// // 2x2 tiles along a 5-wide image with 3 channels per pixel: tile 2 has its right column cut.
+/// let row = TileRow { rows: [Some(0), Some(15)], first_column: 0, step: 2, width: 5, pixel_stride: 3, tiles: 3 };
+/// assert_eq!(row.pixel(2, 1, 0), Some(15 + 4 * 3));
+/// assert_eq!(row.pixel(2, 1, 1), None);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TilePixels<const N: usize> {
-    /// Offset of each row (`None`: the whole row is absent).
+pub struct TileRow<const N: usize> {
+    /// Offset of column 0 of each pixel row (`None`: the whole row is absent).
     pub rows: [Option<usize>; N],
-    /// Offset of each column within a row (`None`: the whole column is absent).
-    pub cols: [Option<usize>; N],
+    /// Image column of tile 0's first pixel column (negative: left padding).
+    pub first_column: isize,
+    /// Columns from one tile to the next (the output tile side).
+    pub step: usize,
+    /// Image columns `0..width` are present.
+    pub width: usize,
+    /// Elements from one pixel to the next along a row.
+    pub pixel_stride: usize,
+    /// Tiles in the row.
+    pub tiles: usize,
+}
+
+impl<const N: usize> TileRow<N> {
+    /// The offset of pixel `(i, j)` of tile `t`, if present.
+    pub fn pixel(&self, t: usize, i: usize, j: usize) -> Option<usize> {
+        Some(self.rows[i]? + self.columns(t)[j]?)
+    }
+
+    /// Offsets of tile `t`'s `N` pixel columns within a row (`None` outside the image).
+    #[inline(always)]
+    fn columns(&self, t: usize) -> [Option<usize>; N] {
+        core::array::from_fn(|j| {
+            let x = t
+                .checked_mul(self.step)
+                .and_then(|x| x.checked_add(j))
+                .and_then(|x| isize::try_from(x).ok())
+                .and_then(|x| x.checked_add(self.first_column))?;
+            let x = usize::try_from(x).ok().filter(|&x| x < self.width)?;
+            x.checked_mul(self.pixel_stride)
+        })
+    }
+
+    /// Whether every present pixel among the first `side` rows and columns of every tile has
+    /// `len` elements inside a slice of `slice_len`: the largest row plus the last present
+    /// column fits.
+    fn fits(&self, side: usize, len: usize, slice_len: usize) -> bool {
+        let Some(&largest_row) = self.rows[..side].iter().flatten().max() else {
+            return true;
+        };
+        if self.tiles == 0 || side == 0 {
+            return true;
+        }
+        let last = (self.tiles - 1)
+            .checked_mul(self.step)
+            .and_then(|x| x.checked_add(side - 1))
+            .and_then(|x| isize::try_from(x).ok())
+            .and_then(|x| x.checked_add(self.first_column));
+        let Some(last) = last else {
+            return false;
+        };
+        let width = isize::try_from(self.width).unwrap_or(isize::MAX);
+        let last_present = last.min(width - 1);
+        if last_present < self.first_column.max(0) {
+            return true; // no column inside the image
+        }
+        (last_present as usize)
+            .checked_mul(self.pixel_stride)
+            .and_then(|x| x.checked_add(largest_row))
+            .is_some_and(|offset| fits(offset, len, slice_len))
+    }
+}
+
+/// Where a row of transformed tiles lives: element `e` of tile `t`, channel `q`, at
+/// `offset + t*tile_stride + e*element_stride + q`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transformed {
+    /// Tile 0, element 0, channel 0.
+    pub offset: usize,
+    /// From one tile to the next.
+    pub tile_stride: usize,
+    /// From one element to the next.
+    pub element_stride: usize,
+}
+
+impl Transformed {
+    /// Whether `tiles` tiles of `channels` channels fit in a slice of `slice_len`.
+    fn fits(&self, tiles: usize, channels: usize, slice_len: usize) -> bool {
+        if tiles == 0 || channels == 0 {
+            return true;
+        }
+        let last = (tiles - 1)
+            .checked_mul(self.tile_stride)
+            .and_then(|x| x.checked_add((ELEMENTS - 1).checked_mul(self.element_stride)?))
+            .and_then(|x| x.checked_add(self.offset));
+        last.is_some_and(|last| fits(last, channels, slice_len))
+    }
+}
+
+/// One tile's pixels: pixel `(i, j)` at `rows[i] + cols[j]`, absent when either is `None`.
+#[derive(Clone, Copy)]
+pub(crate) struct TilePixels<const N: usize> {
+    rows: [Option<usize>; N],
+    cols: [Option<usize>; N],
 }
 
 impl<const N: usize> TilePixels<N> {
     /// The offset of pixel `(i, j)`, if present.
     #[inline(always)]
-    pub fn at(&self, i: usize, j: usize) -> Option<usize> {
+    fn at(&self, i: usize, j: usize) -> Option<usize> {
         Some(self.rows[i]? + self.cols[j]?)
-    }
-
-    /// Whether every present pixel among the first `side` rows and columns has `len` elements
-    /// inside a slice of `slice_len`: the largest row plus the largest column fits.
-    fn fits(&self, side: usize, len: usize, slice_len: usize) -> bool {
-        let largest = |x: &[Option<usize>]| x.iter().flatten().copied().max();
-        match (largest(&self.rows[..side]), largest(&self.cols[..side])) {
-            (Some(r), Some(c)) => r.checked_add(c).is_some_and(|o| fits(o, len, slice_len)),
-            _ => true,
-        }
     }
 }
 
@@ -278,63 +363,173 @@ fn a_transpose<V: Vector, const M: usize>(x: [V; ALPHA]) -> [V; M] {
     core::array::from_fn(|k| rows[k])
 }
 
-/// The input transform of one tile, every channel. See [`transform_input`].
+/// Loads `n` lanes (all of them when `FULL`), the others 0.
 ///
 /// # Safety
-/// As checked by [`transform_input`]; `V`'s ISA available.
+/// `p .. p + n` readable (`n = LANES` when `FULL`).
+#[inline(always)]
+unsafe fn load_n<V: Vector, const FULL: bool>(p: *const f32, n: usize) -> V {
+    // SAFETY: caller's contract.
+    unsafe {
+        if FULL {
+            V::load(p)
+        } else {
+            V::load_partial(p, n)
+        }
+    }
+}
+
+/// Stores `n` lanes (all of them when `FULL`).
+///
+/// # Safety
+/// `p .. p + n` writable (`n = LANES` when `FULL`).
+#[inline(always)]
+unsafe fn store_n<V: Vector, const FULL: bool>(v: V, p: *mut f32, n: usize) {
+    // SAFETY: caller's contract.
+    unsafe {
+        if FULL {
+            v.store(p)
+        } else {
+            v.store_partial(p, n)
+        }
+    }
+}
+
+/// The input transform of a row of tiles, every channel. See [`transform_input`].
+///
+/// # Safety
+/// As checked by [`transform_input`] (`dst` at the first tile); `V`'s ISA available.
 #[inline(always)]
 pub(crate) unsafe fn input_body<V: Vector>(
+    src: *const f32,
+    row: &TileRow<ALPHA>,
+    channels: usize,
+    dst: *mut f32,
+    (tile_stride, element_stride): (usize, usize),
+) {
+    for t in 0..row.tiles {
+        let pixels = TilePixels {
+            rows: row.rows,
+            cols: row.columns(t),
+        };
+        // SAFETY: tile `t`'s pixels and elements (checked by `transform_input`).
+        unsafe {
+            input_tile::<V>(
+                src,
+                &pixels,
+                channels,
+                dst.add(t * tile_stride),
+                element_stride,
+            )
+        };
+    }
+}
+
+/// The input transform of one tile, every channel.
+///
+/// # Safety
+/// As [`input_body`], for this tile's pixels and its elements at `dst`.
+#[inline(always)]
+unsafe fn input_tile<V: Vector>(
     src: *const f32,
     pixels: &TilePixels<ALPHA>,
     channels: usize,
     dst: *mut f32,
     element_stride: usize,
 ) {
+    // Padding pixels read a vector of zeros: the loads need no branches.
+    let zeros = [0.0f32; 16];
+    let offsets: [[Option<usize>; ALPHA]; ALPHA] =
+        core::array::from_fn(|i| core::array::from_fn(|j| pixels.at(i, j)));
+    let pointers = |c: usize| -> [[*const f32; ALPHA]; ALPHA] {
+        offsets.map(|row| {
+            // `wrapping_add`: only formed here; `transform_input` checked what is read.
+            row.map(|o| o.map_or(zeros.as_ptr(), |o| src.wrapping_add(o + c)))
+        })
+    };
     let mut c = 0;
-    while c < channels {
-        let n = (channels - c).min(V::LANES);
-        let load = |i: usize, j: usize| match pixels.at(i, j) {
-            // SAFETY: `offset + channels` is inside `src` (checked), `c + n <= channels`.
-            Some(offset) => unsafe {
-                let at = src.add(offset + c);
-                if n == V::LANES {
-                    V::load(at)
-                } else {
-                    V::load_partial(at, n)
-                }
-            },
-            None => V::splat(0.0),
-        };
-        // Bᵀ d down every column (`cols[j][i]` = row i of column j), then Bᵀ along every row.
-        // Built with `from_fn`, never zero-filled: the arrays stay in registers or one spill.
-        let cols: [[V; ALPHA]; ALPHA] =
-            core::array::from_fn(|j| b_transpose(core::array::from_fn(|i| load(i, j))));
-        for i in 0..ALPHA {
-            let row = b_transpose(core::array::from_fn(|j| cols[j][i]));
-            for (j, v) in row.into_iter().enumerate() {
-                // SAFETY: element `e < 36` of channels `c .. c + n`: inside `dst` (checked).
-                unsafe {
-                    let at = dst.add((i * ALPHA + j) * element_stride + c);
-                    if n == V::LANES {
-                        v.store(at)
-                    } else {
-                        v.store_partial(at, n)
-                    }
-                }
-            }
-        }
+    while c + V::LANES <= channels {
+        // SAFETY: pixel pointers read channels `c .. c + LANES` (checked) or the zeros; the
+        // destination holds element `e < 36` of those channels (checked).
+        unsafe { input_vector::<V, true>(&pointers(c), V::LANES, dst.add(c), element_stride) };
         c += V::LANES;
+    }
+    if c < channels {
+        // SAFETY: as above for the last `channels - c < LANES` channels.
+        unsafe { input_vector::<V, false>(&pointers(c), channels - c, dst.add(c), element_stride) };
     }
 }
 
-/// The output transform of one tile, every channel, with bias and clamp. See
+/// [`input_body`] for one vector of `n` channels: `Bᵀ d B` of the 6x6 pixels at `pixels`, element
+/// `e` stored at `dst + e*element_stride`.
+///
+/// # Safety
+/// `n` floats readable at every pointer of `pixels`, writable at `dst + e*element_stride`.
+#[inline(always)]
+unsafe fn input_vector<V: Vector, const FULL: bool>(
+    pixels: &[[*const f32; ALPHA]; ALPHA],
+    n: usize,
+    dst: *mut f32,
+    element_stride: usize,
+) {
+    // SAFETY: caller's contract.
+    let load = |i: usize, j: usize| unsafe { load_n::<V, FULL>(pixels[i][j], n) };
+    // Bᵀ d down every column (`cols[j][i]` = row i of column j), then Bᵀ along every row.
+    // Built with `from_fn`, never zero-filled: the arrays stay in registers or one spill.
+    let cols: [[V; ALPHA]; ALPHA] =
+        core::array::from_fn(|j| b_transpose(core::array::from_fn(|i| load(i, j))));
+    for i in 0..ALPHA {
+        let row = b_transpose(core::array::from_fn(|j| cols[j][i]));
+        for (j, v) in row.into_iter().enumerate() {
+            // SAFETY: element `e < 36`: caller's contract.
+            unsafe { store_n::<V, FULL>(v, dst.add((i * ALPHA + j) * element_stride), n) };
+        }
+    }
+}
+
+/// The output transform of a row of `M x M` tiles, every channel, with bias and clamp. See
 /// [`transform_output`].
 ///
 /// # Safety
-/// As checked by [`transform_output`]; `V`'s ISA available.
+/// As checked by [`transform_output`] (`m` at the first tile); `V`'s ISA available.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn output_body<V: Vector, const M: usize>(
+    m: *const f32,
+    (tile_stride, element_stride): (usize, usize),
+    channels: usize,
+    bias: *const f32,
+    clamp: Clamp,
+    dst: *mut f32,
+    row: &TileRow<MAX_TILE>,
+) {
+    for t in 0..row.tiles {
+        let pixels = TilePixels {
+            rows: row.rows,
+            cols: row.columns(t),
+        };
+        // SAFETY: tile `t`'s elements and its pixels below `M` (checked by `transform_output`).
+        unsafe {
+            output_tile::<V, M>(
+                m.add(t * tile_stride),
+                element_stride,
+                channels,
+                bias,
+                clamp,
+                dst,
+                &pixels,
+            )
+        };
+    }
+}
+
+/// The output transform of one tile, every channel.
+///
+/// # Safety
+/// As [`output_body`], for this tile's elements at `m` and its pixels below `M`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_tile<V: Vector, const M: usize>(
     m: *const f32,
     element_stride: usize,
     channels: usize,
@@ -344,46 +539,73 @@ pub(crate) unsafe fn output_body<V: Vector, const M: usize>(
     pixels: &TilePixels<MAX_TILE>,
 ) {
     let (lo, hi) = (V::splat(clamp.min), V::splat(clamp.max));
+    // Pixels outside the image are stored to a scratch vector: the stores need no branches.
+    let mut sink = [0.0f32; 16];
+    let sink = sink.as_mut_ptr();
+    let offsets: [[Option<usize>; M]; M] =
+        core::array::from_fn(|i| core::array::from_fn(|j| pixels.at(i, j)));
+    let targets = |c: usize| -> [[*mut f32; M]; M] {
+        // `wrapping_add`: only formed here; `transform_output` checked what is written.
+        offsets.map(|row| row.map(|o| o.map_or(sink, |o| dst.wrapping_add(o + c))))
+    };
     let mut c = 0;
-    while c < channels {
-        let n = (channels - c).min(V::LANES);
-        let load = |at: *const f32| {
-            // SAFETY: callers pass addresses of `n` readable floats (checked ranges).
-            unsafe {
-                if n == V::LANES {
-                    V::load(at)
-                } else {
-                    V::load_partial(at, n)
-                }
-            }
+    while c + V::LANES <= channels {
+        // SAFETY: elements, bias and targets of channels `c .. c + LANES` are inside the
+        // slices (checked) or the sink.
+        unsafe {
+            output_vector::<V, M, true>(
+                m.add(c),
+                element_stride,
+                V::LANES,
+                bias.add(c),
+                (lo, hi),
+                &targets(c),
+            )
         };
-        // SAFETY: channels `c .. c + n` of the bias (checked).
-        let b = load(unsafe { bias.add(c) });
-        // Aᵀ m down every column (`cols[j][i]`, 6x6 -> Mx6), then Aᵀ along every row (MxM).
-        let cols: [[V; M]; ALPHA] = core::array::from_fn(|j| {
-            a_transpose::<V, M>(core::array::from_fn(|i| {
-                // SAFETY: element `e < 36`, channels `c .. c + n`: inside `m` (checked).
-                load(unsafe { m.add((i * ALPHA + j) * element_stride + c) })
-            }))
-        });
-        for i in 0..M {
-            let row = a_transpose::<V, M>(core::array::from_fn(|j| cols[j][i]));
-            for (j, v) in row.into_iter().enumerate() {
-                if let Some(offset) = pixels.at(i, j) {
-                    let y = b.add(v).clamp(lo, hi);
-                    // SAFETY: `offset + channels` inside `dst` (checked), `c + n <= channels`.
-                    unsafe {
-                        let at = dst.add(offset + c);
-                        if n == V::LANES {
-                            y.store(at)
-                        } else {
-                            y.store_partial(at, n)
-                        }
-                    }
-                }
-            }
-        }
         c += V::LANES;
+    }
+    if c < channels {
+        // SAFETY: as above for the last `channels - c < LANES` channels.
+        unsafe {
+            output_vector::<V, M, false>(
+                m.add(c),
+                element_stride,
+                channels - c,
+                bias.add(c),
+                (lo, hi),
+                &targets(c),
+            )
+        };
+    }
+}
+
+/// [`output_body`] for one vector of `n` channels: `clamp(bias + Aᵀ M A)` of the 36 elements at
+/// `m + e*element_stride`, output `(y, x)` stored at `pixels[y][x]`.
+///
+/// # Safety
+/// `n` floats readable at `bias` and at every element, writable at every pixel pointer.
+#[inline(always)]
+unsafe fn output_vector<V: Vector, const M: usize, const FULL: bool>(
+    m: *const f32,
+    element_stride: usize,
+    n: usize,
+    bias: *const f32,
+    (lo, hi): (V, V),
+    pixels: &[[*mut f32; M]; M],
+) {
+    // SAFETY (all loads and stores): caller's contract.
+    let b = unsafe { load_n::<V, FULL>(bias, n) };
+    // Aᵀ m down every column (`cols[j][i]`, 6x6 -> Mx6), then Aᵀ along every row (MxM).
+    let cols: [[V; M]; ALPHA] = core::array::from_fn(|j| {
+        a_transpose::<V, M>(core::array::from_fn(|i| unsafe {
+            load_n::<V, FULL>(m.add((i * ALPHA + j) * element_stride), n)
+        }))
+    });
+    for i in 0..M {
+        let row = a_transpose::<V, M>(core::array::from_fn(|j| cols[j][i]));
+        for (j, v) in row.into_iter().enumerate() {
+            unsafe { store_n::<V, FULL>(b.add(v).clamp(lo, hi), pixels[i][j], n) };
+        }
     }
 }
 
@@ -398,15 +620,13 @@ macro_rules! entry_points {
         #[target_feature(enable = $feature)]
         pub(crate) unsafe fn input(
             src: *const f32,
-            pixels: &$crate::winograd::TilePixels<{ $crate::winograd::ALPHA }>,
+            row: &$crate::winograd::TileRow<{ $crate::winograd::ALPHA }>,
             channels: usize,
             dst: *mut f32,
-            element_stride: usize,
+            strides: (usize, usize),
         ) {
             // SAFETY: forwarded contract.
-            unsafe {
-                $crate::winograd::input_body::<$v>(src, pixels, channels, dst, element_stride)
-            }
+            unsafe { $crate::winograd::input_body::<$v>(src, row, channels, dst, strides) }
         }
 
         /// [`crate::winograd::transform_output`] for this module's ISA, `M x M` output tiles.
@@ -416,24 +636,16 @@ macro_rules! entry_points {
         #[target_feature(enable = $feature)]
         pub(crate) unsafe fn output<const M: usize>(
             m: *const f32,
-            element_stride: usize,
+            strides: (usize, usize),
             channels: usize,
             bias: *const f32,
             clamp: $crate::Clamp,
             dst: *mut f32,
-            pixels: &$crate::winograd::TilePixels<{ $crate::winograd::MAX_TILE }>,
+            row: &$crate::winograd::TileRow<{ $crate::winograd::MAX_TILE }>,
         ) {
             // SAFETY: forwarded contract.
             unsafe {
-                $crate::winograd::output_body::<$v, M>(
-                    m,
-                    element_stride,
-                    channels,
-                    bias,
-                    clamp,
-                    dst,
-                    pixels,
-                )
+                $crate::winograd::output_body::<$v, M>(m, strides, channels, bias, clamp, dst, row)
             }
         }
     };
@@ -446,64 +658,59 @@ fn fits(offset: usize, len: usize, slice_len: usize) -> bool {
     offset.checked_add(len).is_some_and(|end| end <= slice_len)
 }
 
-/// Transforms one 6x6 input tile: for every channel `q < channels`, writes element `e` of
-/// `Bᵀ d B` to `dst[dst_offset + e*element_stride + q]`. `pixels.at(i, j)` is the offset in
-/// `src` of input pixel `(i, j)`'s first channel, or `None` for padding (zeros).
+/// Transforms a row of 6x6 input tiles: for every tile `t < row.tiles` and channel
+/// `q < channels`, writes element `e` of `Bᵀ d B` to `dst[at.offset + t*at.tile_stride +
+/// e*at.element_stride + q]`, `d` being the tile's pixels as [`TileRow`] places them in `src`
+/// (absent pixels are padding: zeros).
 ///
 /// Checks every address first; `isa` proves the CPU runs the chosen ISA's code.
 ///
 /// ```
-/// use incept_kernels::{winograd::transform_input, winograd::TilePixels, IsaToken, KernelIsa};
+/// use incept_kernels::winograd::{transform_input, TileRow, Transformed};
+/// use incept_kernels::{IsaToken, KernelIsa};
 /// let isa = IsaToken::new(KernelIsa::Scalar).unwrap();
-/// // One channel, a single 1 at pixel (0, 0), padding everywhere else: Bᵀ's first column is
+/// // One channel, a 1x1 image holding 1, seen as pixel (0, 0) of one tile: Bᵀ's first column is
 /// // (4, 0, 0, 0, 0, 0), so only element (0, 0) is set, to 4 * 4.
 /// let src = [1.0f32];
-/// let first = core::array::from_fn(|i| (i == 0).then_some(0));
-/// let pixels = TilePixels { rows: first, cols: first };
+/// let rows = core::array::from_fn(|i| (i == 0).then_some(0));
+/// let row = TileRow { rows, first_column: 0, step: 4, width: 1, pixel_stride: 1, tiles: 1 };
+/// let at = Transformed { offset: 0, tile_stride: 36, element_stride: 1 };
 /// let mut v = [f32::NAN; 36];
-/// transform_input(isa, &src, &pixels, 1, &mut v, 0, 1).unwrap();
+/// transform_input(isa, &src, &row, 1, &mut v, at).unwrap();
 /// assert_eq!(v[0], 16.0);
 /// assert!(v[1..].iter().all(|&x| x == 0.0));
 /// ```
 pub fn transform_input(
     isa: IsaToken,
     src: &[f32],
-    pixels: &TilePixels<ALPHA>,
+    row: &TileRow<ALPHA>,
     channels: usize,
     dst: &mut [f32],
-    dst_offset: usize,
-    element_stride: usize,
+    at: Transformed,
 ) -> Result<(), TileError> {
-    if !pixels.fits(ALPHA, channels, src.len()) {
+    if !row.fits(ALPHA, channels, src.len()) {
         return Err(TileError::Input);
     }
-    let last = (ELEMENTS - 1)
-        .checked_mul(element_stride)
-        .and_then(|x| x.checked_add(dst_offset));
-    if channels > 0 && !matches!(last, Some(last) if fits(last, channels, dst.len())) {
+    if !at.fits(row.tiles, channels, dst.len()) {
         return Err(TileError::Output);
     }
-    if channels == 0 {
+    if channels == 0 || row.tiles == 0 {
         return Ok(());
     }
-    let (s, d) = (src.as_ptr(), dst.as_mut_ptr().wrapping_add(dst_offset));
-    // SAFETY: every read (`offset + q`, q < channels) and write (`dst_offset + e*stride + q`)
-    // is inside the slices (checked above); the token proves the ISA.
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr().wrapping_add(at.offset));
+    let strides = (at.tile_stride, at.element_stride);
+    // SAFETY: every read (a present pixel's `channels` floats) and write (every tile's 36
+    // elements of `channels` floats) is inside the slices (checked above); the token proves
+    // the ISA.
     unsafe {
         match isa.isa() {
-            KernelIsa::Scalar => input_body::<f32>(s, pixels, channels, d, element_stride),
+            KernelIsa::Scalar => input_body::<f32>(s, row, channels, d, strides),
             #[cfg(target_arch = "x86_64")]
-            KernelIsa::Avx2 => {
-                crate::x86_avx2::winograd::input(s, pixels, channels, d, element_stride)
-            }
+            KernelIsa::Avx2 => crate::x86_avx2::winograd::input(s, row, channels, d, strides),
             #[cfg(target_arch = "x86_64")]
-            KernelIsa::Avx512 => {
-                crate::x86_avx512::winograd::input(s, pixels, channels, d, element_stride)
-            }
+            KernelIsa::Avx512 => crate::x86_avx512::winograd::input(s, row, channels, d, strides),
             #[cfg(target_arch = "aarch64")]
-            KernelIsa::Neon => {
-                crate::aarch64_neon::winograd::input(s, pixels, channels, d, element_stride)
-            }
+            KernelIsa::Neon => crate::aarch64_neon::winograd::input(s, row, channels, d, strides),
             #[allow(unreachable_patterns)]
             _ => return Err(TileError::Isa),
         }
@@ -511,22 +718,25 @@ pub fn transform_input(
     Ok(())
 }
 
-/// Transforms one tile back: for every channel `q < channels`, output pixel `(y, x)` of the
-/// `m x m` tile (`m = variant.tile()`) gets `clamp(bias[q] + (Aᵀ M A)[y][x])`, stored at
-/// `dst[pixels.at(y, x) + q]` (absent pixels are skipped; rows and columns from `m` on are
-/// ignored). Element `e` of channel `q` is read from `m[m_offset + e*element_stride + q]`.
+/// Transforms a row of tiles back: for every tile `t < row.tiles` and channel `q < channels`,
+/// output pixel `(y, x)` of the `m x m` tile (`m = variant.tile()`) gets
+/// `clamp(bias[q] + (Aᵀ M A)[y][x])`, stored where [`TileRow`] places it in `dst` (absent pixels
+/// are skipped; pixel rows and columns from `m` on are ignored). Element `e` of tile `t`,
+/// channel `q` is read from `m[at.offset + t*at.tile_stride + e*at.element_stride + q]`.
 ///
 /// ```
-/// use incept_kernels::winograd::{transform_output, TilePixels, Variant};
+/// use incept_kernels::winograd::{transform_output, TileRow, Transformed, Variant};
 /// use incept_kernels::{Clamp, IsaToken, KernelIsa};
 /// let isa = IsaToken::new(KernelIsa::Scalar).unwrap();
 /// // Only element (0, 0) set: it reaches output (0, 0) alone.
 /// let mut m = [0.0f32; 36];
 /// m[0] = 2.0;
 /// let mut out = [0.0f32; 16];
-/// let pixels = TilePixels { rows: [0, 4, 8, 12].map(Some), cols: [0, 1, 2, 3].map(Some) };
+/// let rows = [0, 4, 8, 12].map(Some);
+/// let row = TileRow { rows, first_column: 0, step: 4, width: 4, pixel_stride: 1, tiles: 1 };
+/// let at = Transformed { offset: 0, tile_stride: 36, element_stride: 1 };
 /// let tile = Variant::F4x4_3x3;
-/// transform_output(isa, tile, &m, 0, 1, 1, &[0.5], Clamp::NONE, &mut out, &pixels).unwrap();
+/// transform_output(isa, tile, &m, at, 1, &[0.5], Clamp::NONE, &mut out, &row).unwrap();
 /// assert_eq!(out[0], 2.5);
 /// assert_eq!(out[1], 0.5);
 /// ```
@@ -535,35 +745,31 @@ pub fn transform_output(
     isa: IsaToken,
     variant: Variant,
     m: &[f32],
-    m_offset: usize,
-    element_stride: usize,
+    at: Transformed,
     channels: usize,
     bias: &[f32],
     clamp: Clamp,
     dst: &mut [f32],
-    pixels: &TilePixels<MAX_TILE>,
+    row: &TileRow<MAX_TILE>,
 ) -> Result<(), TileError> {
-    if channels == 0 {
+    if channels == 0 || row.tiles == 0 {
         return Ok(());
     }
-    let last = (ELEMENTS - 1)
-        .checked_mul(element_stride)
-        .and_then(|x| x.checked_add(m_offset));
-    if bias.len() < channels || !matches!(last, Some(last) if fits(last, channels, m.len())) {
+    if bias.len() < channels || !at.fits(row.tiles, channels, m.len()) {
         return Err(TileError::Input);
     }
-    let side = variant.tile();
-    if !pixels.fits(side, channels, dst.len()) {
+    if !row.fits(variant.tile(), channels, dst.len()) {
         return Err(TileError::Output);
     }
-    let (mp, d) = (m.as_ptr().wrapping_add(m_offset), dst.as_mut_ptr());
-    let (stride, b) = (element_stride, bias.as_ptr());
-    // SAFETY: every read of `m` and `bias` and every write of `dst` (rows, columns below `side`)
-    // is inside the slices (checked above); the token proves the ISA.
+    let (mp, d) = (m.as_ptr().wrapping_add(at.offset), dst.as_mut_ptr());
+    let strides = (at.tile_stride, at.element_stride);
+    let b = bias.as_ptr();
+    // SAFETY: every read of `m` and `bias` and every write of `dst` (pixel rows and columns
+    // below the tile side) is inside the slices (checked above); the token proves the ISA.
     unsafe {
         match variant {
-            Variant::F4x4_3x3 => output_for::<4>(isa, mp, stride, channels, b, clamp, d, pixels),
-            Variant::F2x2_5x5 => output_for::<2>(isa, mp, stride, channels, b, clamp, d, pixels),
+            Variant::F4x4_3x3 => output_for::<4>(isa, mp, strides, channels, b, clamp, d, row),
+            Variant::F2x2_5x5 => output_for::<2>(isa, mp, strides, channels, b, clamp, d, row),
         }
     }
 }
@@ -576,29 +782,29 @@ pub fn transform_output(
 unsafe fn output_for<const M: usize>(
     isa: IsaToken,
     mp: *const f32,
-    stride: usize,
+    strides: (usize, usize),
     channels: usize,
     b: *const f32,
     clamp: Clamp,
     d: *mut f32,
-    pixels: &TilePixels<MAX_TILE>,
+    row: &TileRow<MAX_TILE>,
 ) -> Result<(), TileError> {
     // SAFETY: forwarded contract; the token proves the ISA.
     unsafe {
         match isa.isa() {
-            KernelIsa::Scalar => output_body::<f32, M>(mp, stride, channels, b, clamp, d, pixels),
+            KernelIsa::Scalar => output_body::<f32, M>(mp, strides, channels, b, clamp, d, row),
             #[cfg(target_arch = "x86_64")]
             KernelIsa::Avx2 => {
-                crate::x86_avx2::winograd::output::<M>(mp, stride, channels, b, clamp, d, pixels)
+                crate::x86_avx2::winograd::output::<M>(mp, strides, channels, b, clamp, d, row)
             }
             #[cfg(target_arch = "x86_64")]
             KernelIsa::Avx512 => {
-                crate::x86_avx512::winograd::output::<M>(mp, stride, channels, b, clamp, d, pixels)
+                crate::x86_avx512::winograd::output::<M>(mp, strides, channels, b, clamp, d, row)
             }
             #[cfg(target_arch = "aarch64")]
-            KernelIsa::Neon => crate::aarch64_neon::winograd::output::<M>(
-                mp, stride, channels, b, clamp, d, pixels,
-            ),
+            KernelIsa::Neon => {
+                crate::aarch64_neon::winograd::output::<M>(mp, strides, channels, b, clamp, d, row)
+            }
             #[allow(unreachable_patterns)]
             _ => return Err(TileError::Isa),
         }

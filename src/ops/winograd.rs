@@ -15,7 +15,7 @@
 use std::ops::Range;
 
 use incept_kernels::winograd::{
-    transform_input, transform_output, TilePixels, Variant, ALPHA, ELEMENTS, MAX_TILE,
+    transform_input, transform_output, TileRow, Transformed, Variant, ALPHA, ELEMENTS, MAX_TILE,
 };
 use incept_kernels::{Clamp, Tap, TapSet};
 
@@ -222,20 +222,18 @@ impl Winograd {
                 }
                 let segments = &segments[..count];
                 let tiles = tile_rows * tiles_per_row;
-                // The band's tiles in order: (index in the band, image, tile row, tile column).
-                let band_tiles = || {
+                // The band's tile rows in order: (index of their first tile, image, tile row).
+                let band_rows = || {
                     segments
                         .iter()
-                        .flat_map(|s| {
-                            s.tile_rows
-                                .clone()
-                                .flat_map(move |ty| (0..tiles_per_row).map(move |tx| (s, ty, tx)))
-                        })
+                        .flat_map(|s| s.tile_rows.clone().map(move |ty| (s, ty)))
                         .enumerate()
+                        .map(|(r, (s, ty))| (r * tiles_per_row, s, ty))
                 };
-                // 1. Input transform of every tile of the band.
-                for (t, (seg, ty, tx)) in band_tiles() {
-                    // Offsets of the tile's 6 input rows and 6 input columns (None: padding).
+                let left = isize::try_from(self.pad_left).map_err(|_| internal("padding"))?;
+                // 1. Input transform of every tile of the band, a tile row per call.
+                for (t0, seg, ty) in band_rows() {
+                    // Offsets of the 6 input rows' column 0 (None: padding).
                     let mut rows_at = [None; ALPHA];
                     for (i, slot) in rows_at.iter_mut().enumerate() {
                         if let Some(iy) = (ty * tile + i).checked_sub(self.pad_top) {
@@ -247,16 +245,20 @@ impl Winograd {
                             }
                         }
                     }
-                    let pixels = TilePixels {
+                    let pixels = TileRow {
                         rows: rows_at,
-                        cols: std::array::from_fn(|j| {
-                            (tx * tile + j)
-                                .checked_sub(self.pad_left)
-                                .filter(|&ix| ix < w)
-                                .map(|ix| ix * ps)
-                        }),
+                        first_column: -left,
+                        step: tile,
+                        width: w,
+                        pixel_stride: ps,
+                        tiles: tiles_per_row,
                     };
-                    transform_input(token, src.data, &pixels, cin, v, t * cin, tiles * cin)
+                    let at = Transformed {
+                        offset: t0 * cin,
+                        tile_stride: cin,
+                        element_stride: tiles * cin,
+                    };
+                    transform_input(token, src.data, &pixels, cin, v, at)
                         .map_err(|e| tile_error(op, e))?;
                 }
                 // 2. The 36 GEMMs. Element-major: U[e] of one block (in x NR) stays in L1
@@ -284,32 +286,37 @@ impl Winograd {
                         )?;
                     }
                 }
-                // 3. Output transform, storing only this task's rows inside the image.
-                for (t, (seg, ty, tx)) in band_tiles() {
-                    // Row offsets point at the tile's first column; columns past the image and
-                    // rows outside this task's rows are not stored.
-                    let x0 = tx * tile;
-                    let mut pixels = TilePixels {
-                        rows: [None; MAX_TILE],
-                        cols: std::array::from_fn(|j| {
-                            (j < tile && x0 + j < ow).then_some(j * dest.pixel_stride)
-                        }),
-                    };
-                    for (i, slot) in pixels.rows[..tile].iter_mut().enumerate() {
+                // 3. Output transform, a tile row per call, storing only this task's rows
+                //    inside the image.
+                for (t0, seg, ty) in band_rows() {
+                    let mut rows_at = [None; MAX_TILE];
+                    for (i, slot) in rows_at[..tile].iter_mut().enumerate() {
                         let oy = ty * tile + i;
                         if seg.rows.contains(&oy) {
-                            let pixel = ((seg.n * oh + oy) * ow + x0)
+                            let pixel = ((seg.n * oh + oy) * ow)
                                 .checked_sub(dest.first_pixel)
                                 .ok_or_else(|| internal("output before the chunk"))?;
                             *slot = Some(pixel * dest.pixel_stride + dest.channel_offset);
                         }
                     }
+                    let pixels = TileRow {
+                        rows: rows_at,
+                        first_column: 0,
+                        step: tile,
+                        width: ow,
+                        pixel_stride: dest.pixel_stride,
+                        tiles: tiles_per_row,
+                    };
+                    let at = Transformed {
+                        offset: t0 * cout,
+                        tile_stride: cout,
+                        element_stride: tiles * cout,
+                    };
                     transform_output(
                         token,
                         self.variant,
                         m,
-                        t * cout,
-                        tiles * cout,
+                        at,
                         cout,
                         &self.bias,
                         self.clamp,
