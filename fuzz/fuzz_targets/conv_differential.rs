@@ -5,15 +5,18 @@
 //! slices with margins on both views, and sequential / global / 2- and 3-thread pools.
 //!
 //! Exact and special data must match bit for bit (NaN matches NaN); random data must be within
-//! the rounding bound and bit-identical to a sequential run. Elements outside the output view
+//! the rounding bound and bit-identical to a sequential run. `Conv2d` also runs as Winograd
+//! (`ConvAlgorithm::Winograd`): refused unless 3x3 or 5x5 at stride 1, else on random data within
+//! a bound relative to the largest output (Winograd spreads rounding over a tile) and
+//! bit-identical to a sequential run. Elements outside the output view
 //! must keep their sentinel bits.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use incept::reference::{self, Layout, Window};
 use incept::{
-    Bottleneck, BottleneckDesc, BottleneckWeights, Conv1x1, Conv2d, Conv2dDesc, ErrorKind, Isa,
-    Nhwc, OpOptions, Padding, Parallelism, Result, TensorView, TensorViewMut,
+    Bottleneck, BottleneckDesc, BottleneckWeights, Conv1x1, Conv2d, Conv2dDesc, ConvAlgorithm,
+    ErrorKind, Isa, Nhwc, OpOptions, Padding, Parallelism, Result, TensorView, TensorViewMut,
 };
 use incept_fuzz::{
     activations, assert_matches, biases, clamp_of, epilogue_is_valid, pick_isa, same, weights,
@@ -56,6 +59,8 @@ struct Case {
     seed: u64,
     /// Larger images and channel counts (work above the 2^18 threshold runs on several threads).
     big: bool,
+    /// `Conv2d` forced to Winograd.
+    winograd: bool,
 }
 
 enum Built {
@@ -122,14 +127,24 @@ fn check(case: &Case) {
         };
         (k, 1 + usize::from(case.stride) % 3, padding)
     };
+    let winograd = case.winograd && op == Op::Conv2d;
     // The bottleneck's reference is two layers: its random-mode bound would need both stages'.
+    // Winograd's results are not sums of exact products, and infinities make it NaN: random data.
     let mode = match (op, case.mode) {
+        _ if winograd => Mode::Random,
         (Op::Bottleneck, Mode::Random) => Mode::Exact,
         (_, mode) => mode,
     };
     let seed = case.seed;
     let isa = pick_isa(case.isa);
-    let options = OpOptions::with_max_isa(Some(isa));
+    let options = OpOptions {
+        algorithm: if winograd {
+            ConvAlgorithm::Winograd
+        } else {
+            ConvAlgorithm::Auto
+        },
+        ..OpOptions::with_max_isa(Some(isa))
+    };
     let epilogue = case.epilogue.get();
     let reduce_epilogue = case.reduce_epilogue.get();
     let conv_cin = if op == Op::Bottleneck { reduce } else { cin };
@@ -175,6 +190,9 @@ fn check(case: &Case) {
             Bottleneck::with_options(&desc, &weights, options).map(Built::B)
         }
     };
+    if winograd_refused(winograd, kernel, stride, &built) {
+        return;
+    }
     let valid =
         epilogue_is_valid(epilogue) && (op != Op::Bottleneck || epilogue_is_valid(reduce_epilogue));
     let built = match (built, valid) {
@@ -299,8 +317,17 @@ fn check(case: &Case) {
         Mode::Random => {
             let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
             let abs_bias = bias.as_deref().map(abs);
-            let magnitude = oracle(&abs(&in_buf), &abs(&wts), abs_bias.as_deref(), false);
+            let mut magnitude = oracle(&abs(&in_buf), &abs(&wts), abs_bias.as_deref(), false);
             let reduction = (kernel * kernel * cin + 1) as f32;
+            if winograd {
+                // One bound for the whole tensor, from its largest magnitude.
+                let largest = magnitude
+                    .iter()
+                    .zip(out_spec.mask())
+                    .filter(|(_, inside)| *inside)
+                    .fold(0.0f32, |m, (&v, _)| m.max(v));
+                magnitude.fill(16.0 * largest);
+            }
             assert_matches(&got, &want, &out_spec, case, |idx, g, w| {
                 (g - w).abs() <= reduction * f32::EPSILON * magnitude[idx] + 1e-6
             });
@@ -312,4 +339,20 @@ fn check(case: &Case) {
             }
         }
     }
+}
+
+/// Whether Winograd was (rightly) refused: asked for anything but a 3x3 or 5x5 at stride 1, the
+/// operator must be an `InvalidArgument` naming Winograd.
+fn winograd_refused(winograd: bool, kernel: usize, stride: usize, built: &Result<Built>) -> bool {
+    if !winograd || (matches!(kernel, 3 | 5) && stride == 1) {
+        return false;
+    }
+    match built {
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+            assert!(e.message().contains("Winograd"), "{e}");
+        }
+        Ok(_) => panic!("Winograd accepted a {kernel}x{kernel} stride-{stride} convolution"),
+    }
+    true
 }
