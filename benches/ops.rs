@@ -174,12 +174,13 @@ fn operators(c: &mut Criterion) {
     workload(c, "bottleneck-unfused", "bottleneck-unfused");
     workload(c, "inception3a", "inception"); // the whole module
     workload(c, "inception3a-unfused", "inception-unfused");
-    // Accuracy::Relaxed: the 3x3 convolutions as Winograd F(4x4, 3x3).
+    // Accuracy::Relaxed: the 3x3 and 5x5 convolutions as Winograd F(4x4, 3x3) and F(2x2, 5x5).
     let relaxed = OpOptions {
         accuracy: incept::Accuracy::Relaxed,
         ..OpOptions::default()
     };
     workload_with(c, "conv3x3_192x128-winograd", "conv3x3", relaxed);
+    workload_with(c, "conv5x5_192x32-winograd", "conv5x5", relaxed);
     workload_with(c, "inception3a-winograd", "inception", relaxed);
 }
 

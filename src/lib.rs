@@ -172,9 +172,9 @@
 //! Every convolution is direct by default: each output is the reference's sum of products in
 //! another order, exact whenever the exact sum is representable (small integers are exact on
 //! every ISA). [`OpOptions::accuracy`] = [`Accuracy::Relaxed`] lets [`ConvAlgorithm::Auto`] (the
-//! default algorithm) run stride-1 3x3 convolutions with at least [`WINOGRAD_MIN_CHANNELS`]
-//! input and output channels with Winograd F(4x4, 3x3), and stride-1 5x5 ones with enough
-//! channels ([`WINOGRAD_5X5_MIN_CHANNEL_PRODUCT`]) with Winograd F(2x2, 5x5), also inside
+//! default algorithm) run stride-1 3x3 and 5x5 convolutions with at least
+//! [`WINOGRAD_MIN_CHANNELS`] input and output channels with Winograd F(4x4, 3x3) and
+//! F(2x2, 5x5), also inside
 //! [`Bottleneck`] and [`Inception`]; [`ConvAlgorithm::Winograd`] asks for it explicitly.
 //! Winograd does 4 multiplies per output where the direct 3x3 does 9 (9 where the direct 5x5
 //! does 25), and its error is larger: measured against an f64 reference on random data, at most
@@ -262,7 +262,7 @@ pub use ops::{
     inception_reference, Accuracy, Bottleneck, BottleneckDesc, BottleneckWeights, Conv1x1, Conv2d,
     Conv2dDesc, ConvAlgorithm, ConvParams, Epilogue, Inception, InceptionConfig, InceptionWeights,
     MaxPool2d, MaxPool2dDesc, OpOptions, Padding, PoolProjection, MAX_KERNEL, MAX_POOL_KERNEL,
-    WINOGRAD_5X5_MIN_CHANNEL_PRODUCT, WINOGRAD_MIN_CHANNELS,
+    WINOGRAD_MIN_CHANNELS,
 };
 pub use parallel::Parallelism;
 pub use tensor::{Nhwc, TensorView, TensorViewMut};

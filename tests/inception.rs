@@ -218,10 +218,10 @@ fn mismatched_weights_and_shapes_are_errors() {
     );
 }
 
-/// Under `Accuracy::Relaxed` the 3x3 branch runs with Winograd F(4x4, 3x3) and, from 3b on (enough
-/// channels), the 5x5 branch with F(2x2, 5x5), fused behind their reductions: within 1e-4 of the largest output against the exact reference layers, at the
-/// three GoogLeNet spatial sizes, batch 2 (bands and tasks crossing images), every ISA, and
-/// bit-identical for any thread count.
+/// Under `Accuracy::Relaxed` the 3x3 branch runs with Winograd F(4x4, 3x3) and the 5x5 branch
+/// with F(2x2, 5x5), fused behind their reductions: within 1e-4 of the largest output against
+/// the exact reference layers, at the three GoogLeNet spatial sizes, batch 2 (bands and tasks
+/// crossing images), every ISA, and bit-identical for any thread count.
 #[test]
 fn winograd_modules_match_the_reference() {
     let pool = rayon::ThreadPoolBuilder::new()

@@ -336,8 +336,12 @@ fn algorithm_choice() {
         ConvAlgorithm::Winograd
     );
     assert_eq!(auto(Accuracy::Relaxed, 5, 32, 96, 2), ConvAlgorithm::Direct);
-    // GoogLeNet 3a's 16 -> 32 5x5: the transforms cost more than they save.
-    assert_eq!(auto(Accuracy::Relaxed, 5, 16, 32, 1), ConvAlgorithm::Direct);
+    // GoogLeNet 3a's 16 -> 32 5x5, at the channel threshold.
+    assert_eq!(
+        auto(Accuracy::Relaxed, 5, 16, 32, 1),
+        ConvAlgorithm::Winograd
+    );
+    assert_eq!(auto(Accuracy::Relaxed, 5, 8, 32, 1), ConvAlgorithm::Direct);
     assert_eq!(auto(Accuracy::Relaxed, 7, 32, 32, 1), ConvAlgorithm::Direct);
     let desc = Conv2dDesc::same(4, 4, 7, Epilogue::None);
     let err = Conv2d::with_options(
