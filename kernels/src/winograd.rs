@@ -82,9 +82,11 @@ pub struct TileRow<const N: usize> {
 }
 
 impl<const N: usize> TileRow<N> {
-    /// The offset of pixel `(i, j)` of tile `t`, if present.
+    /// The offset of pixel `(i, j)` of tile `t`, if present (`None` also for `i` or `j` out of
+    /// `0..N`).
     pub fn pixel(&self, t: usize, i: usize, j: usize) -> Option<usize> {
-        Some(self.rows[i]? + self.columns(t)[j]?)
+        let column = self.columns(t).get(j).copied().flatten()?;
+        self.rows.get(i).copied().flatten()?.checked_add(column)
     }
 
     /// Offsets of tile `t`'s `N` pixel columns within a row (`None` outside the image).
@@ -468,14 +470,17 @@ unsafe fn input_row_vector<V: Vector, const FULL: bool>(
     let zeros = [0.0f32; 16];
     // `Bᵀ` of the last six pixel columns, by column index modulo 6.
     let mut ring = [[V::splat(0.0); ALPHA]; ALPHA];
-    let step = row.step.min(ALPHA);
+    // Our tiles step by 2 or 4 columns; any other step recomputes all six columns (ring slots
+    // 0..6) for every tile.
+    let step = row.step;
+    let reuse = matches!(step, 2 | 4);
     for t in 0..row.tiles {
         let tile = RowTile {
             src,
             zeros: zeros.as_ptr(),
             rows: &row.rows,
             columns: row.columns(t),
-            first_new: if t == 0 { 0 } else { ALPHA - step },
+            first_new: if t > 0 && reuse { ALPHA - step } else { 0 },
             n,
             // SAFETY: tile `t`'s elements (caller's contract).
             dst: unsafe { dst.add(t * tile_stride) },
@@ -485,11 +490,10 @@ unsafe fn input_row_vector<V: Vector, const FULL: bool>(
         // places, each compiled with fixed ring indices.
         // SAFETY (each): caller's contract, for tile `t`.
         unsafe {
-            match (t * step) % ALPHA {
-                0 => tile.transform::<V, FULL, 0>(&mut ring),
+            match if reuse { (t * step) % ALPHA } else { 0 } {
                 2 => tile.transform::<V, FULL, 2>(&mut ring),
                 4 => tile.transform::<V, FULL, 4>(&mut ring),
-                _ => tile.transform::<V, FULL, 1>(&mut ring),
+                _ => tile.transform::<V, FULL, 0>(&mut ring),
             }
         }
     }
