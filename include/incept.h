@@ -66,6 +66,35 @@
 #define INCEPT_ISA_NEON 4
 
 /**
+ * `algorithm` field of a convolution descriptor: direct, or Winograd where `accuracy` allows
+ * it and it is faster (3x3 and 5x5 at stride 1 with at least 16 input and output channels).
+ */
+#define INCEPT_ALGORITHM_AUTO 0
+
+/**
+ * `algorithm`: always the direct convolution.
+ */
+#define INCEPT_ALGORITHM_DIRECT 1
+
+/**
+ * `algorithm`: Winograd (F(4x4, 3x3) or F(2x2, 5x5)); creating anything but a stride-1 3x3 or
+ * 5x5 convolution with it fails with `INCEPT_INVALID_ARGUMENT`.
+ */
+#define INCEPT_ALGORITHM_WINOGRAD 2
+
+/**
+ * `accuracy` field of a convolution descriptor: direct sums of products only (exact whenever
+ * the exact sum is representable).
+ */
+#define INCEPT_ACCURACY_EXACT 0
+
+/**
+ * `accuracy`: `INCEPT_ALGORITHM_AUTO` may pick Winograd (error below 1e-4 of the largest
+ * output, see the README).
+ */
+#define INCEPT_ACCURACY_RELAXED 1
+
+/**
  * Largest `threads` argument a run accepts.
  */
 #define INCEPT_MAX_THREADS 1024
@@ -358,6 +387,14 @@ typedef struct incept_conv2d_desc {
    * Per-operator ISA cap, `INCEPT_ISA_*` (0 = none).
    */
   uint32_t max_isa;
+  /**
+   * `INCEPT_ALGORITHM_*` (0 = auto).
+   */
+  uint32_t algorithm;
+  /**
+   * `INCEPT_ACCURACY_*` (0 = exact).
+   */
+  uint32_t accuracy;
 } incept_conv2d_desc;
 
 /**
@@ -423,6 +460,14 @@ typedef struct incept_bottleneck_desc {
    * Per-operator ISA cap, `INCEPT_ISA_*` (0 = none).
    */
   uint32_t max_isa;
+  /**
+   * `INCEPT_ALGORITHM_*` for the KxK convolution (0 = auto).
+   */
+  uint32_t algorithm;
+  /**
+   * `INCEPT_ACCURACY_*` (0 = exact).
+   */
+  uint32_t accuracy;
 } incept_bottleneck_desc;
 
 /**
@@ -498,6 +543,14 @@ typedef struct incept_inception_desc {
    * Per-operator ISA cap, `INCEPT_ISA_*` (0 = none).
    */
   uint32_t max_isa;
+  /**
+   * `INCEPT_ALGORITHM_*` for the 3x3 and 5x5 (0 = auto).
+   */
+  uint32_t algorithm;
+  /**
+   * `INCEPT_ACCURACY_*` (0 = exact).
+   */
+  uint32_t accuracy;
 } incept_inception_desc;
 
 /**

@@ -120,9 +120,9 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 use crate::error::{Error, ErrorKind};
 use crate::isa::Isa;
 use crate::ops::{
-    Bottleneck, BottleneckDesc, BottleneckWeights, Conv1x1, Conv2d, Conv2dDesc, ConvParams,
-    Epilogue, Inception, InceptionConfig, InceptionWeights, MaxPool2d, MaxPool2dDesc, OpOptions,
-    Padding, PoolProjection,
+    Accuracy, Bottleneck, BottleneckDesc, BottleneckWeights, Conv1x1, Conv2d, Conv2dDesc,
+    ConvAlgorithm, ConvParams, Epilogue, Inception, InceptionConfig, InceptionWeights, MaxPool2d,
+    MaxPool2dDesc, OpOptions, Padding, PoolProjection,
 };
 use crate::parallel::Parallelism;
 use crate::tensor::{Nhwc, TensorView, TensorViewMut};
@@ -183,6 +183,22 @@ pub const INCEPT_ISA_AVX2: u32 = 2;
 pub const INCEPT_ISA_AVX512: u32 = 3;
 /// `max_isa`: AArch64 NEON.
 pub const INCEPT_ISA_NEON: u32 = 4;
+
+/// `algorithm` field of a convolution descriptor: direct, or Winograd where `accuracy` allows
+/// it and it is faster (3x3 and 5x5 at stride 1 with at least 16 input and output channels).
+pub const INCEPT_ALGORITHM_AUTO: u32 = 0;
+/// `algorithm`: always the direct convolution.
+pub const INCEPT_ALGORITHM_DIRECT: u32 = 1;
+/// `algorithm`: Winograd (F(4x4, 3x3) or F(2x2, 5x5)); creating anything but a stride-1 3x3 or
+/// 5x5 convolution with it fails with `INCEPT_INVALID_ARGUMENT`.
+pub const INCEPT_ALGORITHM_WINOGRAD: u32 = 2;
+
+/// `accuracy` field of a convolution descriptor: direct sums of products only (exact whenever
+/// the exact sum is representable).
+pub const INCEPT_ACCURACY_EXACT: u32 = 0;
+/// `accuracy`: `INCEPT_ALGORITHM_AUTO` may pick Winograd (error below 1e-4 of the largest
+/// output, see the README).
+pub const INCEPT_ACCURACY_RELAXED: u32 = 1;
 
 /// Largest `threads` argument a run accepts.
 pub const INCEPT_MAX_THREADS: u32 = 1024;
@@ -318,6 +334,10 @@ pub struct incept_conv2d_desc {
     pub epilogue: incept_epilogue,
     /// Per-operator ISA cap, `INCEPT_ISA_*` (0 = none).
     pub max_isa: u32,
+    /// `INCEPT_ALGORITHM_*` (0 = auto).
+    pub algorithm: u32,
+    /// `INCEPT_ACCURACY_*` (0 = exact).
+    pub accuracy: u32,
 }
 
 /// A square `kernel x kernel` max-pool; padded positions never win, NaN propagates.
@@ -357,6 +377,10 @@ pub struct incept_bottleneck_desc {
     pub epilogue: incept_epilogue,
     /// Per-operator ISA cap, `INCEPT_ISA_*` (0 = none).
     pub max_isa: u32,
+    /// `INCEPT_ALGORITHM_*` for the KxK convolution (0 = auto).
+    pub algorithm: u32,
+    /// `INCEPT_ACCURACY_*` (0 = exact).
+    pub accuracy: u32,
 }
 
 /// A max-pool followed by a 1x1 projection `in_channels -> out_channels`.
@@ -402,6 +426,10 @@ pub struct incept_inception_desc {
     pub pool_proj: usize,
     /// Per-operator ISA cap, `INCEPT_ISA_*` (0 = none).
     pub max_isa: u32,
+    /// `INCEPT_ALGORITHM_*` for the 3x3 and 5x5 (0 = auto).
+    pub algorithm: u32,
+    /// `INCEPT_ACCURACY_*` (0 = exact).
+    pub accuracy: u32,
 }
 
 /// Weights of an Inception module (every convolution is followed by its bias and ReLU). A
@@ -825,6 +853,32 @@ fn options(max_isa: u32) -> Result<OpOptions, Failure> {
     Ok(OpOptions::with_max_isa(max_isa))
 }
 
+/// [`options`] plus a convolution's `algorithm` and `accuracy` fields.
+fn conv_options(max_isa: u32, algorithm: u32, accuracy: u32) -> Result<OpOptions, Failure> {
+    let invalid = |what: &str, value: u32, names: &str| {
+        Failure::new(
+            INCEPT_INVALID_ARGUMENT,
+            format!("{what} {value} is not an {names} value (0..=2 / 0..=1)"),
+        )
+    };
+    let algorithm = match algorithm {
+        INCEPT_ALGORITHM_AUTO => ConvAlgorithm::Auto,
+        INCEPT_ALGORITHM_DIRECT => ConvAlgorithm::Direct,
+        INCEPT_ALGORITHM_WINOGRAD => ConvAlgorithm::Winograd,
+        other => return Err(invalid("algorithm", other, "INCEPT_ALGORITHM_*")),
+    };
+    let accuracy = match accuracy {
+        INCEPT_ACCURACY_EXACT => Accuracy::Exact,
+        INCEPT_ACCURACY_RELAXED => Accuracy::Relaxed,
+        other => return Err(invalid("accuracy", other, "INCEPT_ACCURACY_*")),
+    };
+    Ok(OpOptions {
+        algorithm,
+        accuracy,
+        ..options(max_isa)?
+    })
+}
+
 fn padding(p: &incept_padding) -> Padding {
     Padding {
         top: p.top,
@@ -1147,7 +1201,7 @@ pub unsafe extern "C" fn incept_conv2d_create(
             &desc,
             p.weights,
             p.bias,
-            options(d.max_isa)?,
+            conv_options(d.max_isa, d.algorithm, d.accuracy)?,
         )?)
     };
     // SAFETY: the caller's contract, forwarded.
@@ -1258,7 +1312,7 @@ pub unsafe extern "C" fn incept_bottleneck_create(
         Ok(Bottleneck::with_options(
             &desc,
             &weights,
-            options(d.max_isa)?,
+            conv_options(d.max_isa, d.algorithm, d.accuracy)?,
         )?)
     };
     // SAFETY: the caller's contract, forwarded.
@@ -1382,7 +1436,7 @@ pub unsafe extern "C" fn incept_inception_create(
         Ok(Inception::with_options(
             &config,
             &weights,
-            options(d.max_isa)?,
+            conv_options(d.max_isa, d.algorithm, d.accuracy)?,
         )?)
     };
     // SAFETY: the caller's contract, forwarded.

@@ -188,6 +188,26 @@ fn conv1x1_matches_rust_api_with_channel_slices() {
     assert!(want.iter().any(|&v| v > 0.0) && want.contains(&-7.0));
 }
 
+/// Creates a C conv2d, runs it on 2 threads and destroys it; returns the output.
+fn c_conv2d(
+    desc: &incept_conv2d_desc,
+    params: &incept_conv_params,
+    x: &[f32],
+    (ishape, oshape): (Nhwc, Nhwc),
+) -> Vec<f32> {
+    let mut handle = null_mut();
+    // SAFETY: valid pointers for the call.
+    let status = unsafe { incept_conv2d_create(desc, params, &mut handle) };
+    expect(status, INCEPT_OK, "");
+    let mut got = vec![f32::NAN; oshape.element_count().unwrap()];
+    // SAFETY: valid, disjoint tensors.
+    let status =
+        unsafe { incept_conv2d_run(handle, &tensor(x, ishape), &tensor_mut(&mut got, oshape), 2) };
+    expect(status, INCEPT_OK, "");
+    expect(incept_conv2d_destroy(handle), INCEPT_OK, "");
+    got
+}
+
 #[test]
 fn conv2d_matches_rust_api() {
     let desc = incept_conv2d_desc {
@@ -207,6 +227,8 @@ fn conv2d_matches_rust_api() {
             max: 30.0,
         },
         max_isa: INCEPT_ISA_AUTO,
+        algorithm: INCEPT_ALGORITHM_AUTO,
+        accuracy: INCEPT_ACCURACY_EXACT,
     };
     let rust_desc = Conv2dDesc {
         in_channels: 6,
@@ -237,23 +259,8 @@ fn conv2d_matches_rust_api() {
         Parallelism::Sequential,
     )
     .unwrap();
-    let mut handle = null_mut();
-    // SAFETY: valid pointers for the call.
-    let status = unsafe { incept_conv2d_create(&desc, &params(&w, Some(&b)), &mut handle) };
-    expect(status, INCEPT_OK, "");
-    let mut got = vec![f32::NAN; want.len()];
-    // SAFETY: valid, disjoint tensors.
-    let status = unsafe {
-        incept_conv2d_run(
-            handle,
-            &tensor(&x, ishape),
-            &tensor_mut(&mut got, oshape),
-            2,
-        )
-    };
-    expect(status, INCEPT_OK, "");
+    let got = c_conv2d(&desc, &params(&w, Some(&b)), &x, (ishape, oshape));
     assert_eq!(got, want);
-    expect(incept_conv2d_destroy(handle), INCEPT_OK, "");
 }
 
 #[test]
@@ -315,6 +322,8 @@ fn bottleneck_matches_rust_api() {
         reduce_epilogue: RELU,
         epilogue: RELU,
         max_isa: INCEPT_ISA_AUTO,
+        algorithm: INCEPT_ALGORITHM_AUTO,
+        accuracy: INCEPT_ACCURACY_EXACT,
     };
     let (rw, rb) = (weights(Mode::Exact, r * cin, 8), bias(Mode::Exact, r, 9));
     let (cw, cb) = (
@@ -457,6 +466,8 @@ fn c_desc(cfg: &InceptionConfig) -> incept_inception_desc {
         c5x5: cfg.c5x5,
         pool_proj: cfg.pool_proj.unwrap_or(0),
         max_isa: INCEPT_ISA_AUTO,
+        algorithm: INCEPT_ALGORITHM_AUTO,
+        accuracy: INCEPT_ACCURACY_EXACT,
     }
 }
 
@@ -474,6 +485,14 @@ fn c_weights(cfg: &InceptionConfig, m: &ModuleWeights) -> incept_inception_weigh
 }
 
 fn rust_module(cfg: &InceptionConfig, m: &ModuleWeights) -> Inception {
+    rust_module_with(cfg, m, incept::OpOptions::default())
+}
+
+fn rust_module_with(
+    cfg: &InceptionConfig,
+    m: &ModuleWeights,
+    options: incept::OpOptions,
+) -> Inception {
     let p = |i: usize| ConvParams {
         weights: &m.w[i],
         bias: Some(&m.b[i]),
@@ -486,7 +505,7 @@ fn rust_module(cfg: &InceptionConfig, m: &ModuleWeights) -> Inception {
         conv5x5: p(4),
         pool_proj: cfg.pool_proj.map(|_| p(5)),
     };
-    Inception::new(cfg, &weights).unwrap()
+    Inception::with_options(cfg, &weights, options).unwrap()
 }
 
 fn module_reference(cfg: &InceptionConfig, m: &ModuleWeights, x: &[f32], shape: Nhwc) -> Vec<f32> {
@@ -540,6 +559,129 @@ fn inception_without_reductions_matches_rust_api() {
     expect(status, INCEPT_OK, "");
     assert_eq!(got, want);
     expect(incept_inception_destroy(handle), INCEPT_OK, "");
+}
+
+/// `algorithm` and `accuracy` reach the operators: a forced Winograd 5x5 and a relaxed module give
+/// the Rust API's bits with the same options; values outside the enums and Winograd on a 7x7
+/// are refused, naming the field.
+#[test]
+fn algorithm_and_accuracy_match_rust_api() {
+    use incept::{Accuracy, ConvAlgorithm, OpOptions};
+    // A Winograd F(2x2, 5x5).
+    let (cin, cout) = (16, 24);
+    let desc = incept_conv2d_desc {
+        in_channels: cin,
+        out_channels: cout,
+        kernel: 5,
+        stride: 1,
+        padding: pad(2),
+        epilogue: RELU,
+        max_isa: INCEPT_ISA_AUTO,
+        algorithm: INCEPT_ALGORITHM_WINOGRAD,
+        accuracy: INCEPT_ACCURACY_EXACT,
+    };
+    let w = weights(Mode::Random, cout * 25 * cin, 60);
+    let b = bias(Mode::Random, cout, 61);
+    let winograd = OpOptions {
+        algorithm: ConvAlgorithm::Winograd,
+        ..OpOptions::default()
+    };
+    let rust = Conv2d::with_options(
+        &Conv2dDesc::same(cin, cout, 5, Epilogue::Relu),
+        &w,
+        Some(&b),
+        winograd,
+    )
+    .unwrap();
+    assert_eq!(rust.algorithm(), ConvAlgorithm::Winograd);
+    let ishape = Nhwc::new(1, 9, 11, cin);
+    let oshape = Nhwc { c: cout, ..ishape };
+    let x = activations(Mode::Random, ishape.element_count().unwrap(), 62);
+    let mut want = vec![0.0; oshape.element_count().unwrap()];
+    rust.run(
+        &TensorView::new(&x, ishape).unwrap(),
+        &mut TensorViewMut::new(&mut want, oshape).unwrap(),
+        Parallelism::Sequential,
+    )
+    .unwrap();
+    let got = c_conv2d(&desc, &params(&w, Some(&b)), &x, (ishape, oshape));
+    assert_eq!(got, want);
+
+    // The relaxed module (Winograd 3x3 and 5x5 inside).
+    let (_, cfg, _) = InceptionConfig::GOOGLENET[0];
+    let m = module_weights(&cfg);
+    let shape = Nhwc::new(1, 9, 9, cfg.in_channels);
+    let oshape = Nhwc {
+        c: cfg.out_channels(),
+        ..shape
+    };
+    let x = activations(Mode::Random, shape.element_count().unwrap(), 63);
+    let relaxed = OpOptions {
+        accuracy: Accuracy::Relaxed,
+        ..OpOptions::default()
+    };
+    let rust = rust_module_with(&cfg, &m, relaxed);
+    let mut want = vec![0.0; oshape.element_count().unwrap()];
+    rust.run(
+        &TensorView::new(&x, shape).unwrap(),
+        &mut TensorViewMut::new(&mut want, oshape).unwrap(),
+        Parallelism::Sequential,
+    )
+    .unwrap();
+    let exact = module_reference(&cfg, &m, &x, shape);
+    assert_ne!(want, exact, "the relaxed module rounds differently");
+    let relaxed_desc = incept_inception_desc {
+        accuracy: INCEPT_ACCURACY_RELAXED,
+        ..c_desc(&cfg)
+    };
+    let mut handle = null_mut();
+    // SAFETY: valid pointers.
+    let status =
+        unsafe { incept_inception_create(&relaxed_desc, &c_weights(&cfg, &m), &mut handle) };
+    expect(status, INCEPT_OK, "");
+    let mut got = vec![f32::NAN; want.len()];
+    // SAFETY: valid, disjoint tensors.
+    let status = unsafe {
+        incept_inception_run(handle, &tensor(&x, shape), &tensor_mut(&mut got, oshape), 2)
+    };
+    expect(status, INCEPT_OK, "");
+    assert_eq!(got, want);
+    expect(incept_inception_destroy(handle), INCEPT_OK, "");
+
+    // Refusals.
+    let w7 = weights(Mode::Random, cout * 49 * cin, 64);
+    for (bad, w, needle) in [
+        (
+            incept_conv2d_desc {
+                algorithm: 3,
+                ..desc
+            },
+            &w,
+            "algorithm 3 is not an INCEPT_ALGORITHM_*",
+        ),
+        (
+            incept_conv2d_desc {
+                accuracy: 2,
+                ..desc
+            },
+            &w,
+            "accuracy 2 is not an INCEPT_ACCURACY_*",
+        ),
+        (
+            incept_conv2d_desc {
+                kernel: 7,
+                padding: pad(3),
+                ..desc
+            },
+            &w7,
+            "Winograd needs a 3x3 or 5x5 kernel",
+        ),
+    ] {
+        let mut h = null_mut();
+        // SAFETY: valid pointers; nothing is created on failure.
+        let status = unsafe { incept_conv2d_create(&bad, &params(w, None), &mut h) };
+        expect(status, INCEPT_INVALID_ARGUMENT, needle);
+    }
 }
 
 /// A handle shared by threads (the C ABI allows concurrent runs on one handle).
@@ -811,6 +953,8 @@ fn wrong_sizes_and_values_at_create() {
             padding: pad(1),
             epilogue: RELU,
             max_isa: 0,
+            algorithm: 0,
+            accuracy: 0,
         };
         let mut h2 = null_mut();
         expect(

@@ -123,7 +123,8 @@ int main(void) {
   struct conv c1 = make_conv(C1, CIN, 1), r3 = make_conv(R3, CIN, 2),
               c3 = make_conv(C3, 9 * R3, 3), r5 = make_conv(R5, CIN, 4),
               c5 = make_conv(C5, 25 * R5, 5), cp = make_conv(CP, CIN, 6);
-  incept_inception_desc desc = {CIN, C1, R3, C3, R5, C5, CP, INCEPT_ISA_AUTO};
+  incept_inception_desc desc = {CIN, C1, R3, C3, R5, C5, CP, INCEPT_ISA_AUTO,
+                               INCEPT_ALGORITHM_AUTO, INCEPT_ACCURACY_EXACT};
   incept_inception_weights weights = {params(&c1), params(&r3), params(&c3),
                                       params(&r5), params(&c5), params(&cp)};
   incept_inception *module = NULL;
