@@ -287,6 +287,36 @@ fn argument_errors_exit_2_with_a_message() {
         &["bench", "--conv", "14,14,8,8,7", "--algorithm", "winograd"],
         &["Winograd needs a 3x3 or 5x5 kernel with stride 1, got kernel 7"],
     );
+    fails(
+        &[
+            "layer",
+            "conv",
+            "--input",
+            "x.npy",
+            "--weights",
+            "w.npy",
+            "--output",
+            "y.npy",
+            "--algorithm",
+            "fft",
+        ],
+        &["layer conv: --algorithm must be auto, direct or winograd, got 'fft'"],
+    );
+    fails(
+        &[
+            "layer",
+            "inception",
+            "--input",
+            "x.npy",
+            "--dir",
+            "d",
+            "--output",
+            "y.npy",
+            "--accuracy",
+            "loose",
+        ],
+        &["layer inception: --accuracy must be exact or relaxed, got 'loose'"],
+    );
     // An ISA this CPU lacks is an error, never SIGILL.
     if let Some(missing) = incept::isa::ALL_ISAS
         .iter()
@@ -397,8 +427,20 @@ fn layer_conv_matches_the_reference_in_every_layout() {
         &'static str,
         &'static [&'static str],
     );
-    let cases: [Case; 6] = [
+    let cases: [Case; 9] = [
         (9, 3, 1, 1, true, true, "ohwi", &[]),
+        (9, 3, 1, 1, true, true, "ohwi", &["--algorithm", "winograd"]),
+        (
+            4,
+            5,
+            1,
+            2,
+            false,
+            true,
+            "oihw",
+            &["--algorithm", "winograd"],
+        ),
+        (16, 3, 1, 1, true, true, "hwio", &["--accuracy", "relaxed"]),
         (9, 3, 2, 1, false, true, "oihw", &["--threads", "1"]),
         (4, 5, 1, 2, true, false, "hwio", &["--threads", "2"]),
         (3, 2, 2, 0, false, true, "oihw", &[]),
@@ -439,6 +481,9 @@ fn layer_conv_matches_the_reference_in_every_layout() {
         args.extend(extra);
         let stdout = ok(&args);
         assert!(stdout.contains(&format!("conv {k}x{k}")), "{stdout}");
+        // Relaxed picks Winograd only with >= 16 channels each way: not for 5 input channels.
+        let winograd = extra.contains(&"winograd");
+        assert_eq!(stdout.contains("(Winograd)"), winograd, "{stdout}");
         let (os, want) = ref_conv(
             &x,
             xs,

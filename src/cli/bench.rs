@@ -71,23 +71,10 @@ impl Options {
                         .ok_or_else(|| format!("--seconds must be a positive number, got '{v}'"))?;
                 }
                 "--algorithm" => {
-                    opts.options.algorithm = match value(flag, &mut it)?.as_str() {
-                        "auto" => ConvAlgorithm::Auto,
-                        "direct" => ConvAlgorithm::Direct,
-                        "winograd" => ConvAlgorithm::Winograd,
-                        v => {
-                            return Err(format!(
-                                "--algorithm must be auto, direct or winograd, got '{v}'"
-                            ))
-                        }
-                    }
+                    opts.options.algorithm = super::parse_algorithm(value(flag, &mut it)?)?
                 }
                 "--accuracy" => {
-                    opts.options.accuracy = match value(flag, &mut it)?.as_str() {
-                        "exact" => Accuracy::Exact,
-                        "relaxed" => Accuracy::Relaxed,
-                        v => return Err(format!("--accuracy must be exact or relaxed, got '{v}'")),
-                    }
+                    opts.options.accuracy = super::parse_accuracy(value(flag, &mut it)?)?
                 }
                 "--json" => opts.json = true,
                 other => return Err(format!("bench: unknown flag '{other}'")),

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use incept::{
     to_ohwi, Bottleneck, BottleneckDesc, BottleneckWeights, Conv1x1, Conv2d, Conv2dDesc,
-    ConvParams, Epilogue, Inception, InceptionConfig, InceptionWeights, Isa, MaxPool2d,
-    MaxPool2dDesc, Nhwc, OpOptions, Padding, Parallelism, TensorView, TensorViewMut, WeightLayout,
-    WeightShape,
+    ConvAlgorithm, ConvParams, Epilogue, Inception, InceptionConfig, InceptionWeights, Isa,
+    MaxPool2d, MaxPool2dDesc, Nhwc, OpOptions, Padding, Parallelism, TensorView, TensorViewMut,
+    WeightLayout, WeightShape,
 };
 
 use super::npy::{self, shape_str};
@@ -44,6 +44,10 @@ flags:
   --stride S          stride (default 1)
   --pad P             zero padding on every side (default 0; 'same' for odd K is (K-1)/2)
   --relu              ReLU after the convolution(s)
+  --algorithm A       conv, bottleneck, inception: auto|direct|winograd (default auto; winograd
+                      only for 3x3 and 5x5 at stride 1)
+  --accuracy P        exact|relaxed: what auto may use (default exact: direct only; relaxed:
+                      Winograd for 3x3 and 5x5 at stride 1 with >= 16 channels)
   --isa I             auto|scalar|avx2|avx512|neon (default auto)
   --threads T         threads (default: all cores)";
 
@@ -59,13 +63,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let rest = &args[1..];
+    // Flags of a convolution with weights (`conv`; `bottleneck` adds its reduction's).
+    let conv_flags = [
+        "--weights",
+        "--bias",
+        "--layout",
+        "--stride",
+        "--pad",
+        "--algorithm",
+        "--accuracy",
+    ];
     match args[0].as_str() {
-        "conv" => conv(&Flags::parse(
-            "conv",
-            rest,
-            &["--weights", "--bias", "--layout", "--stride", "--pad"],
-            &["--relu"],
-        )?),
+        "conv" => conv(&Flags::parse("conv", rest, &conv_flags, &["--relu"])?),
         "pool" => pool(&Flags::parse(
             "pool",
             rest,
@@ -75,21 +84,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "bottleneck" => bottleneck(&Flags::parse(
             "bottleneck",
             rest,
-            &[
-                "--reduce",
-                "--reduce-bias",
-                "--weights",
-                "--bias",
-                "--layout",
-                "--stride",
-                "--pad",
-            ],
+            &[&["--reduce", "--reduce-bias"][..], &conv_flags].concat(),
             &["--relu"],
         )?),
         "inception" => inception(&Flags::parse(
             "inception",
             rest,
-            &["--dir", "--layout"],
+            &["--dir", "--layout", "--algorithm", "--accuracy"],
             &[],
         )?),
         other => Err(format!(
@@ -196,7 +197,15 @@ impl Flags {
                     .map_err(|e| format!("layer {}: --isa: {e}", self.op))?,
             ),
         };
-        Ok(OpOptions::with_max_isa(max_isa))
+        let mut options = OpOptions::with_max_isa(max_isa);
+        let named = |e: String| format!("layer {}: {e}", self.op);
+        if let Some(v) = self.get("--algorithm") {
+            options.algorithm = super::parse_algorithm(v).map_err(named)?;
+        }
+        if let Some(v) = self.get("--accuracy") {
+            options.accuracy = super::parse_accuracy(v).map_err(named)?;
+        }
+        Ok(options)
     }
 
     fn layout(&self) -> Result<WeightLayout, String> {
@@ -408,37 +417,42 @@ fn conv(flags: &Flags) -> Result<(), String> {
     weights.expect_in(input.shape.c, &input.file)?;
     let bias = weights.bias(flags.get("--bias"))?;
     let (k, cout) = (weights.kernel(), weights.shape.out_channels);
-    let (out_shape, out, isa) = if k == 1 && stride == 1 && pad == 0 {
-        let op = Conv1x1::with_options(
-            input.shape.c,
-            cout,
-            &weights.ohwi,
-            bias.as_deref(),
-            epilogue,
-            options,
-        )
-        .map_err(&err)?;
-        let out_shape = Nhwc {
-            c: cout,
-            ..input.shape
+    // A forced Winograd goes to Conv2d, which refuses a 1x1 with a clear message.
+    let pointwise = k == 1 && stride == 1 && pad == 0;
+    let (out_shape, out, isa, winograd) =
+        if pointwise && options.algorithm != ConvAlgorithm::Winograd {
+            let op = Conv1x1::with_options(
+                input.shape.c,
+                cout,
+                &weights.ohwi,
+                bias.as_deref(),
+                epilogue,
+                options,
+            )
+            .map_err(&err)?;
+            let out_shape = Nhwc {
+                c: cout,
+                ..input.shape
+            };
+            let out = compute(flags, &input, out_shape, |x, y, par| op.run(x, y, par))?;
+            (out_shape, out, op.isa(), false)
+        } else {
+            let desc = Conv2dDesc {
+                in_channels: input.shape.c,
+                out_channels: cout,
+                kernel: k,
+                stride,
+                padding: Padding::uniform(pad),
+                epilogue,
+            };
+            let op = Conv2d::with_options(&desc, &weights.ohwi, bias.as_deref(), options)
+                .map_err(&err)?;
+            let out_shape = op.output_shape(input.shape).map_err(&err)?;
+            let out = compute(flags, &input, out_shape, |x, y, par| op.run(x, y, par))?;
+            let winograd = op.algorithm() == ConvAlgorithm::Winograd;
+            (out_shape, out, op.isa(), winograd)
         };
-        let out = compute(flags, &input, out_shape, |x, y, par| op.run(x, y, par))?;
-        (out_shape, out, op.isa())
-    } else {
-        let desc = Conv2dDesc {
-            in_channels: input.shape.c,
-            out_channels: cout,
-            kernel: k,
-            stride,
-            padding: Padding::uniform(pad),
-            epilogue,
-        };
-        let op =
-            Conv2d::with_options(&desc, &weights.ohwi, bias.as_deref(), options).map_err(&err)?;
-        let out_shape = op.output_shape(input.shape).map_err(&err)?;
-        let out = compute(flags, &input, out_shape, |x, y, par| op.run(x, y, par))?;
-        (out_shape, out, op.isa())
-    };
+    let algorithm = if winograd { " (Winograd)" } else { "" };
     let relu = if epilogue == Epilogue::Relu {
         " + ReLU"
     } else {
@@ -448,7 +462,7 @@ fn conv(flags: &Flags) -> Result<(), String> {
         flags,
         out_shape,
         &out,
-        &format!("conv {k}x{k} stride {stride} pad {pad}{relu} on {isa}"),
+        &format!("conv {k}x{k} stride {stride} pad {pad}{relu}{algorithm} on {isa}"),
     )
 }
 

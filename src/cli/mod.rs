@@ -58,6 +58,27 @@ pub fn main(args: Vec<String>) -> i32 {
     }
 }
 
+/// Parses an `--algorithm` value.
+fn parse_algorithm(v: &str) -> Result<incept::ConvAlgorithm, String> {
+    match v {
+        "auto" => Ok(incept::ConvAlgorithm::Auto),
+        "direct" => Ok(incept::ConvAlgorithm::Direct),
+        "winograd" => Ok(incept::ConvAlgorithm::Winograd),
+        v => Err(format!(
+            "--algorithm must be auto, direct or winograd, got '{v}'"
+        )),
+    }
+}
+
+/// Parses an `--accuracy` value.
+fn parse_accuracy(v: &str) -> Result<incept::Accuracy, String> {
+    match v {
+        "exact" => Ok(incept::Accuracy::Exact),
+        "relaxed" => Ok(incept::Accuracy::Relaxed),
+        v => Err(format!("--accuracy must be exact or relaxed, got '{v}'")),
+    }
+}
+
 fn no_more_args(rest: &[String]) -> Result<(), String> {
     match rest.first() {
         None => Ok(()),
