@@ -750,10 +750,11 @@ unsafe fn output_vector<V: Vector, const M: usize, const FULL: bool>(
     (lo, hi): (V, V),
     pixels: &[[*mut f32; M]; M],
 ) {
-    // SAFETY (all loads and stores): caller's contract.
+    // SAFETY: the bias's `n` floats (caller's contract).
     let b = unsafe { load_n::<V, FULL>(bias, n) };
     // Aᵀ m down every column (`cols[j][i]`, 6x6 -> Mx6), then Aᵀ along every row (MxM).
     let cols: [[V; M]; ALPHA] = core::array::from_fn(|j| {
+        // SAFETY: element `6i + j < 36`'s `n` floats (caller's contract).
         a_transpose::<V, M>(core::array::from_fn(|i| unsafe {
             load_n::<V, FULL>(m.add((i * ALPHA + j) * element_stride), n)
         }))
@@ -761,6 +762,7 @@ unsafe fn output_vector<V: Vector, const M: usize, const FULL: bool>(
     for i in 0..M {
         let row = a_transpose::<V, M>(core::array::from_fn(|j| cols[j][i]));
         for (j, v) in row.into_iter().enumerate() {
+            // SAFETY: pixel `(i, j)`'s `n` floats, or the sink (caller's contract).
             unsafe { store_n::<V, FULL>(b.add(v).clamp(lo, hi), pixels[i][j], n) };
         }
     }

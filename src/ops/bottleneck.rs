@@ -364,7 +364,7 @@ impl Bottleneck {
 
     /// Output rows per band for an input of width `w`, and the input rows such a band needs.
     ///
-    /// With Winograd the band is whole 4-row tile rows, enough tiles for the GEMMs to reuse each
+    /// With Winograd the band is whole tile rows, enough tiles for the GEMMs to reuse each
     /// packed filter transform, and its rows include the slack a task starting inside a tile row
     /// needs (up to 3 rows above and below).
     fn band(&self, w: usize) -> (usize, usize) {

@@ -510,7 +510,8 @@ impl Conv2d {
         let macs = self
             .macs(ishape)
             .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
-        // Winograd tasks own whole 4-row tile rows where they can (a split tile is computed twice).
+        // Winograd tasks own whole tile rows where they can (a split tile is computed twice); 4
+        // rows are whole tile rows of both variants.
         let granule = if self.engine.is_winograd() { 4 } else { 1 };
         let chunk_rows = chunk_rows(par, oshape.n, rows_total, granule, macs);
         let (in_ps, out_ps) = (input.pixel_stride(), output.pixel_stride());

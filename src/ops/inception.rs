@@ -618,10 +618,10 @@ impl Inception {
 
     /// Output rows per band for width `w`, and the halo rows the reductions need above and below.
     ///
-    /// With a Winograd 3x3 or 5x5 the band is a whole number of 4-row tile rows (4 or 2 rows per
-    /// tile), long enough for its GEMMs to reuse each packed filter transform over many tiles;
-    /// its tiles may also need up to [`WINOGRAD_SLACK`] rows beyond the halo when a task starts
-    /// inside a tile row.
+    /// With a Winograd 3x3 or 5x5 the band is a multiple of 4 rows (whole tile rows of both tile
+    /// sizes, 4 and 2 rows), long enough for its GEMMs to reuse each packed filter transform over
+    /// many tiles; its tiles may also need up to [`WINOGRAD_SLACK`] rows beyond the halo when a
+    /// task starts inside a tile row.
     fn band(&self, w: usize) -> (usize, usize) {
         if let Some(wino) = self.conv3.winograd().or(self.conv5.winograd()) {
             let halo = if self.reduce5.is_some() { 2 } else { 1 };
@@ -778,7 +778,7 @@ impl Inception {
         let (h, w) = (ishape.h, ishape.w);
         let rows_total = ishape.n * h;
         let macs = usize::try_from(self.macs(ishape)).unwrap_or(usize::MAX);
-        // A Winograd 3x3 or 5x5 wants tasks of whole 4-row tile rows.
+        // A Winograd 3x3 or 5x5 wants tasks of whole tile rows: multiples of 4 rows suit both.
         let any_winograd = self.conv3.is_winograd() || self.conv5.is_winograd();
         let granule = if any_winograd { 4 } else { 1 };
         let chunk_rows = chunk_rows(par, ishape.n, rows_total, granule, macs);
