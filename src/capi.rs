@@ -855,22 +855,22 @@ fn options(max_isa: u32) -> Result<OpOptions, Failure> {
 
 /// [`options`] plus a convolution's `algorithm` and `accuracy` fields.
 fn conv_options(max_isa: u32, algorithm: u32, accuracy: u32) -> Result<OpOptions, Failure> {
-    let invalid = |what: &str, value: u32, names: &str| {
+    let invalid = |what: &str, value: u32, names: &str, range: &str| {
         Failure::new(
             INCEPT_INVALID_ARGUMENT,
-            format!("{what} {value} is not an {names} value (0..=2 / 0..=1)"),
+            format!("{what} {value} is not an {names} value ({range})"),
         )
     };
     let algorithm = match algorithm {
         INCEPT_ALGORITHM_AUTO => ConvAlgorithm::Auto,
         INCEPT_ALGORITHM_DIRECT => ConvAlgorithm::Direct,
         INCEPT_ALGORITHM_WINOGRAD => ConvAlgorithm::Winograd,
-        other => return Err(invalid("algorithm", other, "INCEPT_ALGORITHM_*")),
+        other => return Err(invalid("algorithm", other, "INCEPT_ALGORITHM_*", "0..=2")),
     };
     let accuracy = match accuracy {
         INCEPT_ACCURACY_EXACT => Accuracy::Exact,
         INCEPT_ACCURACY_RELAXED => Accuracy::Relaxed,
-        other => return Err(invalid("accuracy", other, "INCEPT_ACCURACY_*")),
+        other => return Err(invalid("accuracy", other, "INCEPT_ACCURACY_*", "0..=1")),
     };
     Ok(OpOptions {
         algorithm,
