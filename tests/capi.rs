@@ -188,6 +188,18 @@ fn conv1x1_matches_rust_api_with_channel_slices() {
     assert!(want.iter().any(|&v| v > 0.0) && want.contains(&-7.0));
 }
 
+/// Runs a Rust conv2d sequentially; returns the output.
+fn rust_conv2d(op: &Conv2d, x: &[f32], (ishape, oshape): (Nhwc, Nhwc)) -> Vec<f32> {
+    let mut out = vec![0.0; oshape.element_count().unwrap()];
+    op.run(
+        &TensorView::new(x, ishape).unwrap(),
+        &mut TensorViewMut::new(&mut out, oshape).unwrap(),
+        Parallelism::Sequential,
+    )
+    .unwrap();
+    out
+}
+
 /// Creates a C conv2d, runs it on 2 threads and destroys it; returns the output.
 fn c_conv2d(
     desc: &incept_conv2d_desc,
@@ -252,13 +264,7 @@ fn conv2d_matches_rust_api() {
     let ishape = Nhwc::new(1, 9, 7, 6);
     let oshape = rust.output_shape(ishape).unwrap();
     let x = exact_input(ishape, 6);
-    let mut want = vec![0.0; oshape.element_count().unwrap()];
-    rust.run(
-        &TensorView::new(&x, ishape).unwrap(),
-        &mut TensorViewMut::new(&mut want, oshape).unwrap(),
-        Parallelism::Sequential,
-    )
-    .unwrap();
+    let want = rust_conv2d(&rust, &x, (ishape, oshape));
     let got = c_conv2d(&desc, &params(&w, Some(&b)), &x, (ishape, oshape));
     assert_eq!(got, want);
 }
@@ -597,13 +603,7 @@ fn algorithm_and_accuracy_match_rust_api() {
     let ishape = Nhwc::new(1, 9, 11, cin);
     let oshape = Nhwc { c: cout, ..ishape };
     let x = activations(Mode::Random, ishape.element_count().unwrap(), 62);
-    let mut want = vec![0.0; oshape.element_count().unwrap()];
-    rust.run(
-        &TensorView::new(&x, ishape).unwrap(),
-        &mut TensorViewMut::new(&mut want, oshape).unwrap(),
-        Parallelism::Sequential,
-    )
-    .unwrap();
+    let want = rust_conv2d(&rust, &x, (ishape, oshape));
     let got = c_conv2d(&desc, &params(&w, Some(&b)), &x, (ishape, oshape));
     assert_eq!(got, want);
 
