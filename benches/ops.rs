@@ -49,7 +49,7 @@ fn thread_counts() -> Vec<usize> {
 /// Benchmarks a `k x k` "same" convolution `28x28xcin -> cout` on every ISA and thread count.
 fn conv(c: &mut Criterion, k: usize, cin: usize, cout: usize) {
     let (h, w) = (28, 28);
-    let input = values(h * w * cin, 1);
+    let input = workloads::Activations::from_iter(64, values(h * w * cin, 1));
     let weights = values(cout * k * k * cin, 2);
     let bias = values(cout, 3);
     let in_shape = Nhwc::new(1, h, w, cin);
@@ -73,7 +73,7 @@ fn conv(c: &mut Criterion, k: usize, cin: usize, cout: usize) {
             let desc = Conv2dDesc::same(cin, cout, k, Epilogue::Relu);
             Op::Direct(Conv2d::with_options(&desc, &weights, Some(&bias), options).unwrap())
         };
-        let mut out = vec![0.0; out_shape.element_count().unwrap()];
+        let mut out = workloads::zeros(out_shape.element_count().unwrap());
         let view = TensorView::new(&input, in_shape).unwrap();
         for threads in thread_counts() {
             let pool = rayon::ThreadPoolBuilder::new()
