@@ -15,12 +15,12 @@
 use arbitrary::Arbitrary;
 use incept::reference::{self, Layout, Window};
 use incept::{
-    Bottleneck, BottleneckDesc, BottleneckWeights, Conv1x1, Conv2d, Conv2dDesc, ConvAlgorithm,
-    ErrorKind, Isa, Nhwc, OpOptions, Padding, Parallelism, Result, TensorView, TensorViewMut,
+    Bottleneck, BottleneckDesc, BottleneckWeights, Conv1x1, Conv2d, Conv2dDesc, ErrorKind, Isa,
+    Nhwc, Padding, Parallelism, Result, TensorView, TensorViewMut,
 };
 use incept_fuzz::{
-    activations, assert_matches, biases, clamp_of, epilogue_is_valid, pick_isa, same, weights,
-    EpilogueSel, Mode, Par, SliceSel, Spec, INPUT_PAD, OUTPUT_SENTINEL,
+    activations, assert_matches, biases, clamp_of, epilogue_is_valid, options, pick_isa, same,
+    weights, EpilogueSel, Mode, Par, SliceSel, Spec, INPUT_PAD, OUTPUT_SENTINEL,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -137,14 +137,7 @@ fn check(case: &Case) {
     };
     let seed = case.seed;
     let isa = pick_isa(case.isa);
-    let options = OpOptions {
-        algorithm: if winograd {
-            ConvAlgorithm::Winograd
-        } else {
-            ConvAlgorithm::Auto
-        },
-        ..OpOptions::with_max_isa(Some(isa))
-    };
+    let options = options(isa, winograd);
     let epilogue = case.epilogue.get();
     let reduce_epilogue = case.reduce_epilogue.get();
     let conv_cin = if op == Op::Bottleneck { reduce } else { cin };

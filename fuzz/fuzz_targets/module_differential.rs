@@ -9,13 +9,10 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use incept::{
-    inception_reference, ConvAlgorithm, ConvParams, Inception, InceptionConfig, InceptionWeights,
-    Nhwc, OpOptions,
-};
+use incept::{inception_reference, ConvParams, Inception, InceptionConfig, InceptionWeights, Nhwc};
 use incept_fuzz::{
-    activations, assert_matches, biases, pick_isa, same, weights, Mode, Par, SliceSel, Spec,
-    INPUT_PAD, OUTPUT_SENTINEL,
+    activations, assert_matches, biases, options, pick_isa, same, weights, Mode, Par, SliceSel,
+    Spec, INPUT_PAD, OUTPUT_SENTINEL,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -123,14 +120,7 @@ fn check(case: &Case) {
     let isa = pick_isa(case.isa);
     // Winograd turns infinities into NaN where the direct sum has none: exact data only.
     let winograd = case.winograd && !case.special;
-    let options = OpOptions {
-        algorithm: if winograd {
-            ConvAlgorithm::Winograd
-        } else {
-            ConvAlgorithm::Auto
-        },
-        ..OpOptions::with_max_isa(Some(isa))
-    };
+    let options = options(isa, winograd);
     let module = Inception::with_options(&config, &weights, options)
         .unwrap_or_else(|e| panic!("valid module refused: {e}\n{case:?}"));
     assert_eq!(module.isa(), isa);

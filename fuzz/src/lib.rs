@@ -15,7 +15,9 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use incept::reference::Layout;
-use incept::{Epilogue, Isa, Nhwc, Parallelism, TensorView, TensorViewMut};
+use incept::{
+    ConvAlgorithm, Epilogue, Isa, Nhwc, OpOptions, Parallelism, TensorView, TensorViewMut,
+};
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 /// Fills the input buffer outside the view: a kernel that reads outside its view gets a NaN.
@@ -68,6 +70,19 @@ impl Par {
 pub fn pick_isa(sel: u8) -> Isa {
     let isas = incept::isa::available();
     isas[sel as usize % isas.len()]
+}
+
+/// Options capped at `isa`, with the 3x3/5x5 convolutions forced to Winograd if `winograd`
+/// (else the default algorithm choice).
+pub fn options(isa: Isa, winograd: bool) -> OpOptions {
+    OpOptions {
+        algorithm: if winograd {
+            ConvAlgorithm::Winograd
+        } else {
+            ConvAlgorithm::Auto
+        },
+        ..OpOptions::with_max_isa(Some(isa))
+    }
 }
 
 /// SplitMix64.
