@@ -1124,3 +1124,29 @@ fn info_runs() {
     }
     assert!(stdout.contains("scalar"), "{stdout}");
 }
+
+/// `incept cost | head -1`: once the reader is gone, the command stops quietly with status 0
+/// (no panic message, as `println!` would give).
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::process::Stdio;
+    let mut child = command()
+        .arg("cost")
+        .env_remove("INCEPT_MAX_ISA")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run incept cost");
+    // Close the read end before the command has written anything.
+    drop(child.stdout.take());
+    let out = child
+        .wait_with_output()
+        .expect("incept cost did not finish");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stderr), "");
+}

@@ -256,9 +256,16 @@ pub fn measure(
 pub fn run(opts: &Options) -> Result<(), String> {
     let progress = opts.specs.len() > 1 && std::io::stderr().is_terminal();
     if !opts.json {
-        println!(
+        outln!(
             "{:<20} {:>5} {:>7} {:<7} {:>10} {:>10} {:>15} {:>6}",
-            "workload", "batch", "threads", "isa", "median ms", "min ms", "rate", "peak"
+            "workload",
+            "batch",
+            "threads",
+            "isa",
+            "median ms",
+            "min ms",
+            "rate",
+            "peak"
         );
     }
     for (i, spec) in opts.specs.iter().enumerate() {
@@ -270,13 +277,13 @@ pub fn run(opts: &Options) -> Result<(), String> {
             eprint!("\r{:<40}\r", "");
         }
         if opts.json {
-            println!("{}", row.json());
+            outln!("{}", row.json());
         } else {
             let (rate, unit) = row.rate();
             let peak = row
                 .peak_pct()
                 .map_or("-".to_string(), |p| format!("{p:.0}%"));
-            println!(
+            outln!(
                 "{:<20} {:>5} {:>7} {:<7} {:>10.4} {:>10.4} {:>7.1} {unit:<7} {peak:>6}",
                 row.workload,
                 row.batch,

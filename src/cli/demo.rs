@@ -15,89 +15,95 @@ pub fn run() -> Result<(), String> {
     let threads = rayon::current_num_threads();
     let peak_1t = peak::gflops_1t(isa, 7);
     let peak = peak_1t * threads as f64;
-    println!("incept: GoogLeNet inception 3a on a 28x28x192 input (seeded random data)");
-    println!("cpu:     {}", super::cpu_name());
+    outln!("incept: GoogLeNet inception 3a on a 28x28x192 input (seeded random data)");
+    outln!("cpu:     {}", super::cpu_name());
     let names: Vec<&str> = isa::available().iter().map(|i| i.name()).collect();
-    println!(
+    outln!(
         "isa:     {isa} (available: {}; cap with INCEPT_MAX_ISA)",
         names.join(", ")
     );
-    println!("threads: {threads}   measured FMA peak: {peak_1t:.1} GFLOP/s per thread, {peak:.1} for {threads}");
-    println!();
+    outln!("threads: {threads}   measured FMA peak: {peak_1t:.1} GFLOP/s per thread, {peak:.1} for {threads}");
+    outln!();
 
     let time = |spec: Spec| measure(&spec, 1, threads, incept::OpOptions::default(), SECONDS);
     let relaxed = incept::OpOptions {
         accuracy: incept::Accuracy::Relaxed,
         ..incept::OpOptions::default()
     };
-    let row = |label: &str, shape: &str, macs: u64, r: &Row| {
+    let row = |label: &str, shape: &str, macs: u64, r: &Row| -> Result<(), String> {
         let (rate, _) = r.rate();
-        println!(
+        outln!(
             "{label:<34} {shape:<11} {:>13} {:>9.3} {:>8.1} {:>6.0}%",
             thousands(macs),
             r.median_ms(),
             rate,
             100.0 * rate / peak
         );
+        Ok(())
     };
-    println!(
+    outln!(
         "{:<34} {:<11} {:>13} {:>9} {:>8} {:>7}",
-        "branch", "output", "multiplies", "ms", "GFLOP/s", "peak"
+        "branch",
+        "output",
+        "multiplies",
+        "ms",
+        "GFLOP/s",
+        "peak"
     );
     let px = 28 * 28;
     let b3 = BottleneckCost::new(28, 28, 192, 96, 128, 3);
     let b5 = BottleneckCost::new(28, 28, 192, 16, 32, 5);
     let c1 = 64 * 192 * px as u64;
     let proj = 32 * 192 * px as u64;
-    row("1x1 64", "28x28x64", c1, &time(Spec::Named("conv1x1"))?);
+    row("1x1 64", "28x28x64", c1, &time(Spec::Named("conv1x1"))?)?;
     row(
         "1x1 96 -> 3x3 128 (fused)",
         "28x28x128",
         b3.with_bottleneck(),
         &bottleneck3(threads)?,
-    );
+    )?;
     row(
         "1x1 16 -> 5x5 32 (fused)",
         "28x28x32",
         b5.with_bottleneck(),
         &time(Spec::Named("bottleneck"))?,
-    );
+    )?;
     row(
         "3x3 max-pool -> 1x1 32 (fused)",
         "28x28x32",
         proj,
         &time(Spec::Named("pool-proj"))?,
-    );
+    )?;
     let total = c1 + b3.with_bottleneck() + b5.with_bottleneck() + proj;
     row(
         "module, fused, concat in place",
         "28x28x256",
         total,
         &time(Spec::Named("inception"))?,
-    );
+    )?;
     row(
         "module, layer by layer",
         "28x28x256",
         total,
         &time(Spec::Named("inception-unfused"))?,
-    );
+    )?;
     row(
         "module, fused, Winograd 3x3 + 5x5",
         "28x28x256",
         total,
         &measure(&Spec::Named("inception"), 1, threads, relaxed, SECONDS)?,
-    );
-    println!();
+    )?;
+    outln!();
 
     let naive = time(Spec::Named("conv5x5"))?;
     let reduced = time(Spec::Named("bottleneck"))?;
-    println!("the bottleneck lesson (5x5 branch, 28x28x192 -> 32):");
-    println!(
+    outln!("the bottleneck lesson (5x5 branch, 28x28x192 -> 32):");
+    outln!(
         "  naive 5x5 conv:        {:>13} multiplies, {:.3} ms",
         thousands(b5.naive),
         naive.median_ms()
     );
-    println!(
+    outln!(
         "  1x1 to 16, then 5x5:   {} + {} = {} multiplies, {:.3} ms ({:.1}x fewer multiplies, {:.1}x faster)",
         thousands(b5.reduce),
         thousands(b5.conv),
@@ -106,7 +112,7 @@ pub fn run() -> Result<(), String> {
         b5.naive as f64 / b5.with_bottleneck() as f64,
         naive.median_ms() / reduced.median_ms()
     );
-    println!();
+    outln!();
     check()
 }
 
@@ -231,7 +237,7 @@ fn check() -> Result<(), String> {
             .zip(&want)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
-        println!(
+        outln!(
             "check: {label} vs the reference layers (f32 loops): max |difference| = {max_err:.2e} \
              (outputs up to {max_ref:.2}), {} outputs",
             thousands(got.len() as u64)

@@ -59,7 +59,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err(format!("layer: missing operator\n\n{USAGE}"));
     }
     if args[0] == "help" || args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
+        outln!("{USAGE}");
         return Ok(());
     }
     let rest = &args[1..];
@@ -382,7 +382,7 @@ fn write_output(flags: &Flags, shape: Nhwc, data: &[f32], what: &str) -> Result<
     let file = flags.required("--output")?;
     let dims = [shape.n, shape.h, shape.w, shape.c];
     npy::write(Path::new(file), &dims, data)?;
-    println!("{file}: {} float32 ({what})", shape_str(&dims));
+    outln!("{file}: {} float32 ({what})", shape_str(&dims));
     Ok(())
 }
 

@@ -1,5 +1,17 @@
 //! Command-line front end. Hand-parsed: a handful of flags does not need a parser crate.
 
+/// `println!` that returns from the enclosing function (with `Err`) when stdout fails. A closed
+/// pipe (`incept bench --workload all | head -1`) then ends the command quietly, where
+/// `println!` would panic.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_stdout(format_args!("\n"))?
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
 mod bench;
 mod demo;
 mod layer;
@@ -43,14 +55,13 @@ pub fn main(args: Vec<String>) -> i32 {
         Some("cost") => cost(&args[1..]),
         Some("bench") => bench::Options::parse(&args[1..]).and_then(|opts| bench::run(&opts)),
         Some("layer") => layer::run(&args[1..]),
-        Some("help" | "-h" | "--help") => {
-            println!("{USAGE}");
-            Ok(())
-        }
+        Some("help" | "-h" | "--help") => write_stdout(format_args!("{USAGE}\n")),
         Some(other) => Err(format!("unknown command '{other}'\n\n{USAGE}")),
     };
     match result {
         Ok(()) => 0,
+        // The reader went away (`| head`): nothing left to say, and no one to say it to.
+        Err(message) if message == STDOUT_CLOSED => 0,
         Err(message) => {
             eprintln!("incept: {message}");
             2
@@ -99,28 +110,43 @@ pub fn cpu_name() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
+/// The error [`write_stdout`] returns when stdout is a closed pipe.
+const STDOUT_CLOSED: &str = "stdout closed";
+
+/// Writes `text` to stdout; a closed pipe is [`STDOUT_CLOSED`], any other failure a message.
+fn write_stdout(text: std::fmt::Arguments<'_>) -> Result<(), String> {
+    use std::io::Write;
+    std::io::stdout().lock().write_fmt(text).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            STDOUT_CLOSED.to_string()
+        } else {
+            format!("cannot write to stdout: {e}")
+        }
+    })
+}
+
 fn info() -> Result<(), String> {
     let names: Vec<&str> = isa::available().iter().map(|i| i.name()).collect();
     let cap = isa::max_isa().map_err(|e| e.to_string())?;
     let chosen = isa::resolve(None).map_err(|e| e.to_string())?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("cpu:       {}", cpu_name());
-    println!("isas:      {}", names.join(", "));
-    println!("best:      {}", isa::best_available());
-    println!(
+    outln!("cpu:       {}", cpu_name());
+    outln!("isas:      {}", names.join(", "));
+    outln!("best:      {}", isa::best_available());
+    outln!(
         "cap:       {}",
         cap.map_or("none".to_string(), |c: Isa| c.to_string())
     );
-    println!("chosen:    {chosen}");
-    println!("threads:   {threads}");
+    outln!("chosen:    {chosen}");
+    outln!("threads:   {threads}");
     for (level, size) in cache_sizes() {
-        println!("cache {level:<4} {size}");
+        outln!("cache {level:<4} {size}");
     }
-    println!("measured f32 FMA peak (GFLOP/s, median of short probes):");
+    outln!("measured f32 FMA peak (GFLOP/s, median of short probes):");
     for &isa in isa::available() {
         let one = peak::gflops(isa, 1, 15);
         let all = peak::gflops(isa, threads, 15);
-        println!(
+        outln!(
             "  {:<7} 1 thread {one:>7.1}   {threads} threads {all:>7.1}",
             isa.name()
         );
@@ -183,27 +209,30 @@ fn cost(args: &[String]) -> Result<(), String> {
     let b5 = BottleneckCost::new(h, w, c, r5, c5, 5);
     let one = incept::cost::conv_macs(px, c1, 1, 1, c);
     let proj = incept::cost::conv_macs(px, pp, 1, 1, c);
-    let row = |name: &str, macs: u64| println!("  {name:<34} {:>15}", thousands(macs));
-    println!(
+    let row = |name: &str, macs: u64| -> Result<(), String> {
+        outln!("  {name:<34} {:>15}", thousands(macs));
+        Ok(())
+    };
+    outln!(
         "Inception module on {h}x{w}x{c} -> {h}x{w}x{} (multiplies; padded taps counted):",
         c1 + c3 + c5 + pp
     );
-    row(&format!("1x1 {c1}"), one);
-    row(&format!("1x1 {c} -> {r3} (3x3 reduction)"), b3.reduce);
-    row(&format!("3x3 {r3} -> {c3}"), b3.conv);
-    row(&format!("1x1 {c} -> {r5} (5x5 reduction)"), b5.reduce);
-    row(&format!("5x5 {r5} -> {c5}"), b5.conv);
-    row(&format!("3x3 max-pool, then 1x1 {c} -> {pp}"), proj);
+    row(&format!("1x1 {c1}"), one)?;
+    row(&format!("1x1 {c} -> {r3} (3x3 reduction)"), b3.reduce)?;
+    row(&format!("3x3 {r3} -> {c3}"), b3.conv)?;
+    row(&format!("1x1 {c} -> {r5} (5x5 reduction)"), b5.reduce)?;
+    row(&format!("5x5 {r5} -> {c5}"), b5.conv)?;
+    row(&format!("3x3 max-pool, then 1x1 {c} -> {pp}"), proj)?;
     let with = one + b3.with_bottleneck() + b5.with_bottleneck() + proj;
-    row("module with the 1x1 reductions", with);
-    println!();
-    println!("without the reductions (3x3 and 5x5 straight on the {c}-channel input):");
-    row(&format!("naive 3x3 {c} -> {c3}"), b3.naive);
-    row(&format!("naive 5x5 {c} -> {c5}"), b5.naive);
+    row("module with the 1x1 reductions", with)?;
+    outln!();
+    outln!("without the reductions (3x3 and 5x5 straight on the {c}-channel input):");
+    row(&format!("naive 3x3 {c} -> {c3}"), b3.naive)?;
+    row(&format!("naive 5x5 {c} -> {c5}"), b5.naive)?;
     let without = one + b3.naive + b5.naive + proj;
-    row("module without reductions", without);
-    println!();
-    println!(
+    row("module without reductions", without)?;
+    outln!();
+    outln!(
         "the 5x5 branch: naive {} multiplies; with a 1x1 bottleneck to {r5} channels {} + {} = {} ({:.1}x fewer)",
         thousands(b5.naive),
         thousands(b5.reduce),
@@ -211,7 +240,7 @@ fn cost(args: &[String]) -> Result<(), String> {
         thousands(b5.with_bottleneck()),
         b5.naive as f64 / b5.with_bottleneck() as f64
     );
-    println!(
+    outln!(
         "the module: {:.1}x fewer multiplies with the reductions",
         without as f64 / with as f64
     );
