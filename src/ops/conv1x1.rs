@@ -1,9 +1,11 @@
 //! 1x1 (pointwise) convolution as a GEMM: `out[pixel][o] = bias[o] + sum_i in[pixel][i] * w[o][i]`.
 //!
 //! The NHWC input already is the GEMM's A matrix (rows = pixels, row stride = pixel stride), so
-//! it is read in place, never packed. Loop nest per task (a chunk of whole tiles of pixels):
-//! for each packed block of NR output channels (its weights stay in L1), for each tile of MR
-//! pixels, one microkernel call does the whole K loop and the epilogue.
+//! it is read in place, never packed. Loop nest per task (a chunk of whole tiles of pixels): for
+//! each tile of MR pixels, for each packed block of NR output channels, one microkernel call
+//! does the whole K loop and the epilogue; the input tile stays in L1 while the blocks' weights
+//! stream past it from L2. (Blocks outermost within groups of 196-784 pixels measured the same,
+//! batch 1 on one thread and batch 8 on two.)
 
 use incept_kernels::TapSet;
 
