@@ -832,7 +832,10 @@ impl Inception {
                             }
                             y1
                         } else {
-                            let y1 = (y0 + band).min(h).min(g1 - n * h);
+                            // Equal bands: a short last band makes short 3x3/5x5 border lines.
+                            let end = h.min(g1 - n * h);
+                            let bands = (end - y0).div_ceil(band);
+                            let y1 = (y0 + (end - y0).div_ceil(bands)).min(end);
                             lo = y0.saturating_sub(halo);
                             hi = (y1 + halo).min(h);
                             y1
