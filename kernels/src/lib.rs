@@ -19,7 +19,7 @@
 //! constants with the same contract, so the caller picks one from a table at run time and the
 //! tests run one suite against all of them. The raw entry point ([`TileKernel`]) is `unsafe`;
 //! [`run_tile`] is the safe front door that checks every address the tile touches against the
-//! slices it is given, in O(1) per call.
+//! slices it is given, in O(1) per call (O(taps) when taps skip pixels at the image edges).
 //!
 //! # Using the kernels directly
 //!
@@ -57,7 +57,7 @@
 //!
 //! let a = [1.0, 2.0, 3.0, /* pixel 1: */ 4.0, 5.0, 6.0];
 //! let mut c = [0.0; 4];
-//! let one_tap = [Tap { input_offset: 0, weight_offset: 0 }];
+//! let one_tap = [Tap::new(0, 0)];
 //! let tile = Tile {
 //!     mr: 2,
 //!     nr: 2,
@@ -159,9 +159,23 @@ impl Clamp {
 /// use incept_kernels::Tap;
 ///
 /// let (c, nr) = (4, 8);
-/// let taps: Vec<Tap> =
-///     (0..3).map(|t| Tap { input_offset: (t * c) as isize, weight_offset: t * c * nr }).collect();
-/// assert_eq!(taps[2], Tap { input_offset: 8, weight_offset: 64 });
+/// let taps: Vec<Tap> = (0..3).map(|t| Tap::new((t * c) as isize, t * c * nr)).collect();
+/// assert_eq!(taps[2], Tap { input_offset: 8, weight_offset: 64, skip_head: 0, skip_tail: 0 });
+/// ```
+///
+/// At the edges of a padded image a tap may fall in the padding for the first or last pixels
+/// of a tile: `skip_head` / `skip_tail` say how many, and those pixels neither read the tap nor
+/// add it, so a whole row of output pixels, edges included, can be one line of full tiles
+/// (each pixel still sums exactly its valid taps, in tap order). A kernel accepts skips up to
+/// its [`KernelInfo::max_skip`], at one end of the tile per tap.
+///
+/// ```
+/// use incept_kernels::Tap;
+///
+/// // Tap kx = 0 of a 3-wide window padded by 1: the tile's first pixel (x = 0) has no input
+/// // to its left, so it skips the tap.
+/// let left = Tap { skip_head: 1, ..Tap::new(-4, 0) };
+/// assert_eq!((left.skip_head, left.skip_tail), (1, 0));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
@@ -170,6 +184,46 @@ pub struct Tap {
     pub input_offset: isize,
     /// Offset in elements from the end of the bias row (`w + NR`) to this tap's `k x NR` weights.
     pub weight_offset: usize,
+    /// Pixels at the start of the tile that skip this tap (it lies in their padding).
+    pub skip_head: u32,
+    /// Pixels at the end of the tile that skip this tap.
+    pub skip_tail: u32,
+}
+
+impl Tap {
+    /// A tap every pixel of the tile reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept_kernels::Tap;
+    ///
+    /// let tap = Tap::new(-3, 24);
+    /// assert_eq!((tap.input_offset, tap.weight_offset, tap.skip_head, tap.skip_tail), (-3, 24, 0, 0));
+    /// ```
+    pub const fn new(input_offset: isize, weight_offset: usize) -> Tap {
+        Tap {
+            input_offset,
+            weight_offset,
+            skip_head: 0,
+            skip_tail: 0,
+        }
+    }
+
+    /// Whether tile pixel `i` of `mr` reads this tap.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept_kernels::Tap;
+    ///
+    /// let tap = Tap { skip_tail: 2, ..Tap::new(0, 0) };
+    /// assert_eq!((0..5).map(|i| tap.reads(i, 5)).collect::<Vec<_>>(), [true, true, true, false, false]);
+    /// ```
+    #[inline(always)]
+    pub fn reads(&self, i: usize, mr: usize) -> bool {
+        i >= self.skip_head as usize && i + (self.skip_tail as usize) < mr
+    }
 }
 
 /// Everything one microkernel call needs, as raw pointers: the contract of [`TileKernel`].
@@ -205,8 +259,10 @@ pub struct TileArgs {
 /// A microkernel.
 ///
 /// # Safety
-/// For every pixel `i < mr`, tap `t < tap_count` and channel `q < k`, the element
-/// `a + i*a_pixel_stride + taps[t].input_offset + q` must be readable; `w .. w + NR` and
+/// For every pixel `i < mr`, tap `t < tap_count` that pixel reads ([`Tap::reads`]) and channel
+/// `q < k`, the element `a + i*a_pixel_stride + taps[t].input_offset + q` must be readable
+/// (other pixels' addresses for that tap may lie anywhere: they are never dereferenced); every
+/// tap's skips at most the kernel's [`KernelInfo::max_skip`], and at one end only; `w .. w + NR` and
 /// `w + NR + taps[t].weight_offset .. + k*NR` readable; `c + i*c_pixel_stride .. + nr` writable
 /// and not aliased by any other live reference; `1 <= mr <= MR`, `1 <= nr <= NR`; the CPU must
 /// support the kernel's ISA (see [`KernelInfo::isa`]).
@@ -257,6 +313,9 @@ pub struct KernelInfo {
     pub mr: usize,
     /// Output channels per packed weight block (the largest `nr`).
     pub nr: usize,
+    /// The largest [`Tap::skip_head`] or [`Tap::skip_tail`] the kernel honours (0: taps must
+    /// not skip pixels).
+    pub max_skip: usize,
     /// The entry point.
     pub run: TileKernel,
 }
@@ -287,7 +346,8 @@ pub fn conv_kernel(isa: KernelIsa) -> Option<&'static KernelInfo> {
     }
 }
 
-/// A set of taps with its extents precomputed, so checking a tile costs O(1).
+/// A set of taps with its extents precomputed, so checking a tile costs O(1) (O(taps) if some
+/// tap skips pixels).
 ///
 /// # Examples
 ///
@@ -295,17 +355,28 @@ pub fn conv_kernel(isa: KernelIsa) -> Option<&'static KernelInfo> {
 /// use incept_kernels::{Tap, TapSet};
 ///
 /// let taps =
-///     [Tap { input_offset: -3, weight_offset: 0 }, Tap { input_offset: 3, weight_offset: 24 }];
+///     [Tap::new(-3, 0), Tap::new(3, 24)];
 /// let set = TapSet::new(&taps);
 /// assert_eq!(set.taps().len(), 2);
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct TapSet<'t> {
     taps: &'t [Tap],
-    min_input_offset: isize,
-    max_input_offset: isize,
+    /// `head_min[s]`: the lowest input offset of the taps that skip `s` pixels at the head
+    /// (`isize::MAX` if none); with `s <= TRACKED_SKIP`.
+    head_min: [isize; TRACKED_SKIP + 1],
+    /// `tail_max[s]`: the highest input offset of the taps that skip `s` at the tail
+    /// (`isize::MIN` if none).
+    tail_max: [isize; TRACKED_SKIP + 1],
     max_weight_offset: usize,
+    /// The largest skip of any tap, at either end (0: no tap skips a pixel).
+    max_skip: usize,
+    /// Some tap skips pixels at both ends.
+    skips_both_ends: bool,
 }
+
+/// Skips up to this are checked in O(1) by [`run_tile`]; larger ones tap by tap.
+const TRACKED_SKIP: usize = 3;
 
 impl<'t> TapSet<'t> {
     /// Wraps `taps` (which may be empty), scanning them once for their extents.
@@ -317,24 +388,29 @@ impl<'t> TapSet<'t> {
     ///
     /// let empty = TapSet::new(&[]);
     /// assert!(empty.taps().is_empty());
-    /// let one = [Tap { input_offset: 0, weight_offset: 0 }];
+    /// let one = [Tap::new(0, 0)];
     /// assert_eq!(TapSet::new(&one).taps(), &one);
     /// ```
     pub fn new(taps: &'t [Tap]) -> Self {
         let mut set = TapSet {
             taps,
-            min_input_offset: 0,
-            max_input_offset: 0,
+            head_min: [isize::MAX; TRACKED_SKIP + 1],
+            tail_max: [isize::MIN; TRACKED_SKIP + 1],
             max_weight_offset: 0,
+            max_skip: 0,
+            skips_both_ends: false,
         };
-        if let Some(first) = taps.first() {
-            set.min_input_offset = first.input_offset;
-            set.max_input_offset = first.input_offset;
-        }
         for t in taps {
-            set.min_input_offset = set.min_input_offset.min(t.input_offset);
-            set.max_input_offset = set.max_input_offset.max(t.input_offset);
             set.max_weight_offset = set.max_weight_offset.max(t.weight_offset);
+            let (head, tail) = (t.skip_head as usize, t.skip_tail as usize);
+            set.max_skip = set.max_skip.max(head).max(tail);
+            set.skips_both_ends |= head > 0 && tail > 0;
+            if let Some(min) = set.head_min.get_mut(head) {
+                *min = (*min).min(t.input_offset);
+            }
+            if let Some(max) = set.tail_max.get_mut(tail) {
+                *max = (*max).max(t.input_offset);
+            }
         }
         set
     }
@@ -348,7 +424,7 @@ impl<'t> TapSet<'t> {
     ///
     /// // A 1x2 window over single-channel pixels, weights in blocks of 8 channels.
     /// let taps =
-    ///     [Tap { input_offset: 0, weight_offset: 0 }, Tap { input_offset: 1, weight_offset: 8 }];
+    ///     [Tap::new(0, 0), Tap::new(1, 8)];
     /// let set = TapSet::new(&taps);
     /// assert_eq!(set.taps(), &taps);
     /// assert_eq!(set.taps()[1].weight_offset, 8);
@@ -384,7 +460,7 @@ impl<'t> TapSet<'t> {
 ///     c_pixel_stride: 2,
 ///     clamp: Clamp::NONE,
 /// };
-/// let taps = [Tap { input_offset: 0, weight_offset: 0 }];
+/// let taps = [Tap::new(0, 0)];
 /// let mut c = [0.0; 3];
 /// run_tile(kernel, &tile, &TapSet::new(&taps), &[1.0, -2.0], &w, &mut c, token)?;
 /// assert_eq!(c, [3.0, 0.0, -6.0]); // c[1] lies between the pixels: not written
@@ -424,7 +500,7 @@ pub struct Tile {
 ///
 /// let kernel = conv_kernel(KernelIsa::Scalar).unwrap();
 /// let token = IsaToken::new(KernelIsa::Scalar).unwrap();
-/// let taps = [Tap { input_offset: 0, weight_offset: 0 }];
+/// let taps = [Tap::new(0, 0)];
 /// let tile = Tile {
 ///     mr: 1,
 ///     nr: 1,
@@ -457,6 +533,9 @@ pub enum TileError {
     Output,
     /// The CPU does not support the kernel's ISA.
     Isa,
+    /// A tap skips more pixels than the kernel's [`KernelInfo::max_skip`], or skips at both
+    /// ends of the tile.
+    Taps,
 }
 
 /// Runs one tile after checking every address it touches against `a`, `w` and `c`.
@@ -493,7 +572,7 @@ pub enum TileError {
 ///     c_pixel_stride: 1,
 ///     clamp: Clamp { min: 0.0, max: f32::INFINITY },
 /// };
-/// let taps = [Tap { input_offset: 0, weight_offset: 0 }];
+/// let taps = [Tap::new(0, 0)];
 /// let mut c = [f32::NAN];
 /// run_tile(kernel, &tile, &TapSet::new(&taps), &[3.0, 4.0], &w, &mut c, token)?;
 /// assert_eq!(c, [1.0]); // max(-10 + 3 + 8, 0)
@@ -514,19 +593,37 @@ pub fn run_tile(
     if tile.mr == 0 || tile.mr > kernel.mr || tile.nr == 0 || tile.nr > kernel.nr {
         return Err(TileError::TileSize);
     }
+    if taps.max_skip > kernel.max_skip || taps.skips_both_ends {
+        return Err(TileError::Taps);
+    }
     let last_pixel = tile.mr - 1;
-    if tile.k > 0 && !taps.taps.is_empty() {
-        // Lowest and one-past-highest element read from `a`.
-        let lo = (tile.a_offset as isize).checked_add(taps.min_input_offset);
-        let hi = last_pixel
-            .checked_mul(tile.a_pixel_stride)
-            .and_then(|x| x.checked_add(tile.a_offset))
-            .and_then(|x| isize::try_from(x).ok())
-            .and_then(|x| x.checked_add(taps.max_input_offset))
-            .and_then(|x| x.checked_add(isize::try_from(tile.k).ok()?));
-        match (lo, hi) {
-            (Some(lo), Some(hi)) if lo >= 0 && hi <= a.len() as isize => {}
-            _ => return Err(TileError::Input),
+    if tile.k > 0 {
+        let inside = |lo: Option<isize>, hi: Option<isize>| matches!((lo, hi), (Some(lo), Some(hi)) if lo >= 0 && hi <= a.len() as isize);
+        if taps.max_skip <= TRACKED_SKIP {
+            // O(1): a tap skipping s pixels at the head reads from pixel s on, one skipping s
+            // at the tail up to pixel mr - 1 - s. (A tap no pixel reads still counts in the
+            // other bound: conservative.)
+            for s in 0..=TRACKED_SKIP.min(last_pixel) {
+                let (min, max) = (taps.head_min[s], taps.tail_max[s]);
+                if min != isize::MAX && !inside(input_start(tile, s, min), Some(0)) {
+                    return Err(TileError::Input);
+                }
+                if max != isize::MIN && !inside(Some(0), input_end(tile, last_pixel - s, max)) {
+                    return Err(TileError::Input);
+                }
+            }
+        } else {
+            // Larger skips: each tap's own first and last reading pixel, O(taps).
+            for tap in taps.taps {
+                let (head, tail) = (tap.skip_head as usize, tap.skip_tail as usize);
+                if head + tail >= tile.mr {
+                    continue; // no pixel reads it
+                }
+                let lo = input_start(tile, head, tap.input_offset);
+                if !inside(lo, input_end(tile, last_pixel - tail, tap.input_offset)) {
+                    return Err(TileError::Input);
+                }
+            }
         }
     }
     let w_end = if taps.taps.is_empty() {
@@ -568,6 +665,22 @@ pub fn run_tile(
     // `IsaToken::new`, which verifies the CPU supports the ISA.
     unsafe { (kernel.run)(&args) };
     Ok(())
+}
+
+/// The first element of `a` that tile pixel `pixel` reads at `input_offset`, if it does not
+/// overflow.
+fn input_start(tile: &Tile, pixel: usize, input_offset: isize) -> Option<isize> {
+    pixel
+        .checked_mul(tile.a_pixel_stride)
+        .and_then(|x| x.checked_add(tile.a_offset))
+        .and_then(|x| isize::try_from(x).ok())
+        .and_then(|x| x.checked_add(input_offset))
+}
+
+/// One past the last element of `a` that tile pixel `pixel` reads at `input_offset`, if it
+/// does not overflow.
+fn input_end(tile: &Tile, pixel: usize, input_offset: isize) -> Option<isize> {
+    input_start(tile, pixel, input_offset)?.checked_add(isize::try_from(tile.k).ok()?)
 }
 
 /// Proof that the running CPU supports an ISA: made only by [`IsaToken::new`], which checks.

@@ -71,7 +71,19 @@ fn check(kernel: &KernelInfo, token: IsaToken, case: &Case, seed: u64) {
         .map(|t| t.input_offset.max(0) as usize)
         .max()
         .unwrap_or(0);
-    let a = ints(lead + (mr - 1) * a_stride + max_off + k + 3, seed);
+    let mut a = ints(lead + (mr - 1) * a_stride + max_off + k + 3, seed);
+    // Every element no pixel may read (its tap skips it) becomes NaN: a kernel that read one
+    // would add it and give NaN.
+    let mut read = vec![false; a.len()];
+    for t in taps {
+        for i in (0..mr).filter(|&i| t.reads(i, mr)) {
+            let first = (lead + i * a_stride) as isize + t.input_offset;
+            read[first as usize..first as usize + k].fill(true);
+        }
+    }
+    for (x, _) in a.iter_mut().zip(&read).filter(|(_, &r)| !r) {
+        *x = f32::NAN;
+    }
     let taps_len = taps.len();
     let w = ints(kernel.nr + taps_len * k * kernel.nr, seed ^ 0xABCD);
     let sentinel = 1234.5f32;
@@ -101,7 +113,7 @@ fn check(kernel: &KernelInfo, token: IsaToken, case: &Case, seed: u64) {
         }
         let (i, j) = ((idx - 1) / c_stride, (idx - 1) % c_stride);
         let mut acc = w[j];
-        for t in taps {
+        for t in taps.iter().filter(|t| t.reads(i, mr)) {
             for q in 0..k {
                 let ai = (lead + i * a_stride) as isize + t.input_offset + q as isize;
                 acc += a[ai as usize] * w[kernel.nr + t.weight_offset + q * kernel.nr + j];
@@ -120,10 +132,7 @@ fn check(kernel: &KernelInfo, token: IsaToken, case: &Case, seed: u64) {
 
 fn taps_for(count: usize, k: usize, nr: usize, spacing: isize) -> Vec<Tap> {
     (0..count)
-        .map(|t| Tap {
-            input_offset: (t as isize - (count as isize) / 2) * spacing,
-            weight_offset: t * k * nr,
-        })
+        .map(|t| Tap::new((t as isize - (count as isize) / 2) * spacing, t * k * nr))
         .collect()
 }
 
@@ -162,6 +171,108 @@ fn every_tile_shape_matches_the_sums_bit_for_bit() {
 }
 
 #[test]
+fn taps_that_skip_edge_pixels_are_neither_read_nor_added() {
+    for (kernel, token) in supported_kernels() {
+        let max = kernel.max_skip.min(3) as u32;
+        if max == 0 {
+            // A kernel without skips refuses them.
+            let tap = [Tap {
+                skip_head: 1,
+                ..Tap::new(0, 0)
+            }];
+            let tile = Tile {
+                mr: 1,
+                nr: 1,
+                k: 1,
+                a_offset: 0,
+                a_pixel_stride: 1,
+                w_offset: 0,
+                c_offset: 0,
+                c_pixel_stride: 1,
+                clamp: Clamp::NONE,
+            };
+            let w = vec![0.0; 2 * kernel.nr];
+            let result = run_tile(
+                kernel,
+                &tile,
+                &TapSet::new(&tap),
+                &[1.0],
+                &w,
+                &mut [0.0],
+                token,
+            );
+            assert_eq!(result, Err(TileError::Taps), "{}", kernel.name);
+            continue;
+        }
+        for mr in 1..=kernel.mr {
+            for k in [1, 4, 7, 16] {
+                let a_stride = k + 1;
+                // A row of 2*max+1 taps one pixel apart, as across a padded window: the first
+                // ones skip pixels at the head, the last ones at the tail.
+                let count = 2 * max + 1;
+                let taps: Vec<Tap> = (0..count)
+                    .map(|t| {
+                        let mut tap = Tap::new(
+                            (t as isize - max as isize) * a_stride as isize,
+                            t as usize * k * kernel.nr,
+                        );
+                        if t < max {
+                            tap.skip_head = max - t;
+                        } else if t > max {
+                            tap.skip_tail = t - max;
+                        }
+                        tap
+                    })
+                    .collect();
+                let case = Case {
+                    mr,
+                    nr: kernel.nr,
+                    k,
+                    taps,
+                    a_stride,
+                    c_stride: kernel.nr + 1,
+                    clamp: Clamp::NONE,
+                };
+                check(kernel, token, &case, (mr * 100 + k) as u64);
+            }
+        }
+        // Beyond the kernel's skips, or at both ends: refused.
+        let a = vec![1.0; 64];
+        let w = vec![0.0; 2 * kernel.nr];
+        let mut c = vec![0.0; kernel.mr * kernel.nr];
+        let tile = Tile {
+            mr: kernel.mr,
+            nr: 1,
+            k: 1,
+            a_offset: 0,
+            a_pixel_stride: 1,
+            w_offset: 0,
+            c_offset: 0,
+            c_pixel_stride: kernel.nr,
+            clamp: Clamp::NONE,
+        };
+        let bad = [
+            Tap {
+                skip_head: 1,
+                skip_tail: 1,
+                ..Tap::new(0, 0)
+            },
+            Tap {
+                skip_tail: kernel.max_skip.saturating_add(1).min(u32::MAX as usize) as u32,
+                ..Tap::new(0, 0)
+            },
+        ];
+        for tap in bad {
+            if tap.skip_tail as usize <= kernel.max_skip && tap.skip_head == 0 {
+                continue; // the portable kernel takes any skip
+            }
+            let result = run_tile(kernel, &tile, &TapSet::new(&[tap]), &a, &w, &mut c, token);
+            assert_eq!(result, Err(TileError::Taps), "{}: {tap:?}", kernel.name);
+        }
+    }
+}
+
+#[test]
 fn epilogues_and_nan_pass_through() {
     for (kernel, token) in supported_kernels() {
         for clamp in [
@@ -180,10 +291,7 @@ fn epilogues_and_nan_pass_through() {
                 mr: kernel.mr,
                 nr: kernel.nr,
                 k: 7,
-                taps: vec![Tap {
-                    input_offset: 0,
-                    weight_offset: 0,
-                }],
+                taps: vec![Tap::new(0, 0)],
                 a_stride: 9,
                 c_stride: kernel.nr,
                 clamp,
@@ -207,10 +315,7 @@ fn epilogues_and_nan_pass_through() {
             c_pixel_stride: kernel.nr,
             clamp: Clamp { min: 0.0, max: 6.0 },
         };
-        let taps = [Tap {
-            input_offset: 0,
-            weight_offset: 0,
-        }];
+        let taps = [Tap::new(0, 0)];
         run_tile(kernel, &tile, &TapSet::new(&taps), &a, &w, &mut c, token).unwrap();
         assert!(
             c[0].is_nan(),
@@ -226,10 +331,7 @@ fn epilogues_and_nan_pass_through() {
 #[test]
 fn run_tile_refuses_out_of_bounds_tiles() {
     for (kernel, token) in supported_kernels() {
-        let taps = [Tap {
-            input_offset: -1,
-            weight_offset: 0,
-        }];
+        let taps = [Tap::new(-1, 0)];
         let set = TapSet::new(&taps);
         let a = vec![1.0; 16];
         let w = vec![1.0; 2 * kernel.nr];

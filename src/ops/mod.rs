@@ -486,7 +486,4 @@ pub(crate) fn with_winograd_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) ->
 }
 
 /// The single tap of a 1x1 convolution.
-pub(crate) const ONE_TAP: [Tap; 1] = [Tap {
-    input_offset: 0,
-    weight_offset: 0,
-}];
+pub(crate) const ONE_TAP: [Tap; 1] = [Tap::new(0, 0)];

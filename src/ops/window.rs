@@ -5,6 +5,11 @@
 //! rectangle is then walked as *lines* of pixels that one kernel call handles: along rows
 //! when the rectangle is wide, down columns when it is tall and narrow (the left and right
 //! border columns), so borders run long lines too.
+//!
+//! Convolutions whose kernel lets a tap skip the first or last pixels of a tile
+//! ([`incept_kernels::Tap::skip_head`]) cut only by rows ([`Window::for_each_row_run`]): each
+//! output row is one line, edges included, and the left and right columns' missing taps are
+//! skipped inside the tiles. No corner becomes a tile of one pixel.
 
 use crate::error::{invalid, Result};
 use crate::tensor::Nhwc;
@@ -174,6 +179,39 @@ impl Window {
             .map(|o| self.tap_range(o, pad, size))
             .map(|(lo, hi)| (hi - lo) as u64)
             .sum()
+    }
+
+    /// Whether whole output rows can run as lines whose edge taps skip pixels, on a kernel that
+    /// skips up to `max_skip`: stride 1 (a skip is then the padding left or right, at most),
+    /// and no tap of a row clipped on both sides (`left + right <= kernel`).
+    pub(crate) fn rows_as_lines(&self, max_skip: usize) -> bool {
+        let p = self.padding;
+        self.stride == 1
+            && p.left <= max_skip
+            && p.right <= max_skip
+            && p.left + p.right <= self.kernel
+    }
+
+    /// Calls `f(n, y0, y1, ky)` for every run `y0..y1` of output rows of image `n` within `rows`
+    /// (global row indices `n * out_h + y`) whose windows share the valid taps `ky.0..ky.1`.
+    pub(crate) fn for_each_row_run(
+        &self,
+        input: Nhwc,
+        out_h: usize,
+        rows: std::ops::Range<usize>,
+        mut f: impl FnMut(usize, usize, usize, (usize, usize)) -> Result<()>,
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for n in rows.start / out_h..=(rows.end - 1) / out_h {
+            let ya = rows.start.max(n * out_h) - n * out_h;
+            let yb = rows.end.min((n + 1) * out_h) - n * out_h;
+            for (y0, y1, ky) in runs(ya..yb, |y| self.tap_range(y, self.padding.top, input.h)) {
+                f(n, y0, y1, ky)?;
+            }
+        }
+        Ok(())
     }
 
     /// Calls `f` for every rectangle of output rows `rows` (global row indices `n * out_h + y`)

@@ -266,10 +266,7 @@ impl Winograd {
                 //    the blocks.
                 let nr = self.gemm.kernel.nr;
                 for e in 0..ELEMENTS {
-                    let tap = [Tap {
-                        input_offset: 0,
-                        weight_offset: e * cin * nr,
-                    }];
+                    let tap = [Tap::new(0, e * cin * nr)];
                     let taps = TapSet::new(&tap);
                     for block in self.gemm.all_blocks() {
                         self.gemm.run_line(

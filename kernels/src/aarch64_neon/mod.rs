@@ -29,6 +29,7 @@ pub const CONV_NEON: KernelInfo = KernelInfo {
     isa: KernelIsa::Neon,
     mr: MR,
     nr: NR,
+    max_skip: 0,
     run: conv_4x16,
 };
 

@@ -26,6 +26,7 @@ pub const CONV_4X8: KernelInfo = KernelInfo {
     isa: KernelIsa::Scalar,
     mr: MR,
     nr: NR,
+    max_skip: usize::MAX,
     run: conv_4x8,
 };
 
@@ -58,6 +59,9 @@ unsafe fn conv_4x8(args: &TileArgs) {
         // SAFETY: the contract makes `w + NR + weight_offset .. + k*NR` readable.
         let w_tap = unsafe { w.add(NR + tap.weight_offset) };
         for (i, row) in acc.iter_mut().enumerate().take(mr) {
+            if !tap.reads(i, mr) {
+                continue;
+            }
             // SAFETY: pixel i < mr reads `a + i*a_pixel_stride + input_offset .. + k` (contract).
             let a_row = unsafe { a.add(i * a_pixel_stride).offset(tap.input_offset) };
             for q in 0..k {

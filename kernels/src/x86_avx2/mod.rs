@@ -29,6 +29,7 @@ pub const CONV_6X16: KernelInfo = KernelInfo {
     isa: KernelIsa::Avx2,
     mr: MR,
     nr: NR,
+    max_skip: 0,
     run: conv_6x16,
 };
 

@@ -26,6 +26,9 @@ pub const MR: usize = 14;
 /// Output channels per packed block.
 pub const NR: usize = 32;
 const LANES: usize = 16;
+/// The largest tap skip (pixels at one end of a tile in the padding) the kernel honours: a 7x7
+/// "same" convolution's 3.
+pub const MAX_SKIP: usize = 3;
 
 /// 14 x 32 AVX-512F kernel, broadcasting one input value per FMA row.
 pub const CONV_14X32: KernelInfo = KernelInfo {
@@ -33,6 +36,7 @@ pub const CONV_14X32: KernelInfo = KernelInfo {
     isa: KernelIsa::Avx512,
     mr: MR,
     nr: NR,
+    max_skip: MAX_SKIP,
     run: conv_14x32,
 };
 
@@ -90,18 +94,26 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
     for t in 0..tap_count {
         // SAFETY: `taps` holds `tap_count` taps.
         let tap = unsafe { *taps.add(t) };
-        // SAFETY: by the contract, pixel i < ROWS of this tap reads `k` inputs from
-        // `a + tap.input_offset + i * a_pixel_stride` and the tap's `k x NR` weights start at
-        // `w + NR + tap.weight_offset`; that is all `k_loop` reads.
+        // Wrapping: pixel 0 may skip the tap, and its address then lies anywhere.
+        let a_tap = a.wrapping_offset(tap.input_offset);
+        // SAFETY: the tap's `k x NR` weights start at `w + NR + tap.weight_offset`.
+        let w_tap = unsafe { w.add(NR + tap.weight_offset) };
+        // SAFETY (every arm): by the contract, pixel i < ROWS that reads the tap (HEAD <= i <
+        // ROWS - TAIL, the arm's skips) reads `k` inputs from `a_tap + i * a_pixel_stride`, and
+        // the weights above; that is all `k_loop` reads. Skips are at most MAX_SKIP, one end.
         unsafe {
-            k_loop::<ROWS, NRV>(
-                &mut acc,
-                a.offset(tap.input_offset),
-                stride_bytes,
-                w.add(NR + tap.weight_offset),
-                k,
-            )
-        };
+            let (acc, s) = (&mut acc, stride_bytes);
+            match (tap.skip_head, tap.skip_tail) {
+                (0, 0) => k_loop::<ROWS, NRV, 0, 0>(acc, a_tap, s, w_tap, k),
+                (1, 0) => k_loop::<ROWS, NRV, 1, 0>(acc, a_tap, s, w_tap, k),
+                (2, 0) => k_loop::<ROWS, NRV, 2, 0>(acc, a_tap, s, w_tap, k),
+                (3, 0) => k_loop::<ROWS, NRV, 3, 0>(acc, a_tap, s, w_tap, k),
+                (0, 1) => k_loop::<ROWS, NRV, 0, 1>(acc, a_tap, s, w_tap, k),
+                (0, 2) => k_loop::<ROWS, NRV, 0, 2>(acc, a_tap, s, w_tap, k),
+                (0, 3) => k_loop::<ROWS, NRV, 0, 3>(acc, a_tap, s, w_tap, k),
+                _ => {}
+            }
+        }
     }
     let lo = _mm512_set1_ps(clamp.min);
     let hi = _mm512_set1_ps(clamp.max);
@@ -124,8 +136,9 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
     }
 }
 
-/// One k step for the rows below `ROWS`: `NRV` weight vectors, then per row one broadcast and
-/// `NRV` FMAs. `\u` is the step's index inside an unrolled group (an assembler `.irp`).
+/// One k step for rows `HEAD .. ROWS - TAIL` (the rows reading the tap): `NRV` weight vectors,
+/// then per row one broadcast and `NRV` FMAs. `\u` is the step's index inside an unrolled
+/// group (an assembler `.irp`).
 /// Row `i` reads `[base + stride * m + 4u]` from one of four row bases (rows 0, 3, 5, 10) and a
 /// scale m in {0, 1, 2, 4, 8}; its accumulators are zmm(2i) and zmm(2i+1).
 macro_rules! k_step {
@@ -136,7 +149,7 @@ macro_rules! k_step {
             "vmovups zmm29, [{w} + \\u*128 + 64]\n",
             ".endif\n",
             $(
-                ".if {rows} > ", $row, "\n",
+                ".if ({head} <= ", $row, ") && ({rows} - {tail} > ", $row, ")\n",
                 "vbroadcastss zmm30, dword ptr [", $addr, " + \\u*4]\n",
                 "vfmadd231ps ", $lo, ", zmm30, zmm28\n",
                 ".if {nrv} > 1\n",
@@ -191,19 +204,19 @@ macro_rules! one_k_step {
 /// measured neutral (1x1, 3x3, 5x5 and the module, batch 1).
 ///
 /// # Safety
-/// AVX-512F; for rows `i < ROWS` and `q < k`, `a + i * stride_bytes / 4 + q` readable, and
-/// `w .. w + k * NR` readable; `stride_bytes` a multiple of 4.
+/// AVX-512F; for rows `HEAD <= i < ROWS - TAIL` and `q < k`, `a + i * stride_bytes / 4 + q`
+/// readable, and `w .. w + k * NR` readable; `stride_bytes` a multiple of 4.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn k_loop<const ROWS: usize, const NRV: usize>(
+unsafe fn k_loop<const ROWS: usize, const NRV: usize, const HEAD: usize, const TAIL: usize>(
     acc: &mut [[__m512; 2]; MR],
     a: *const f32,
     stride_bytes: usize,
     w: *const f32,
     k: usize,
 ) {
-    // SAFETY: reads only the rows below ROWS (`.if`) and the caller's weight range; the row
-    // bases for rows >= ROWS are computed but never dereferenced. `prefetcht0` is a hint that
+    // SAFETY: reads only the rows HEAD .. ROWS - TAIL (`.if`) and the caller's weight range;
+    // the other rows' bases are computed but never dereferenced. `prefetcht0` is a hint that
     // never faults, so its address may lie outside the input. No stack, no memory writes.
     unsafe {
         core::arch::asm!(
@@ -257,6 +270,8 @@ unsafe fn k_loop<const ROWS: usize, const NRV: usize>(
             a10 = out(reg) _,
             pf = out(reg) _,
             rows = const ROWS,
+            head = const HEAD,
+            tail = const TAIL,
             nrv = const NRV,
             inout("zmm0") acc[0][0],
             inout("zmm1") acc[0][1],
