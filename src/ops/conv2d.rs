@@ -4,7 +4,7 @@
 //! channels, reading the input in place. Padding is never multiplied, in one of two ways:
 //!
 //! * **Row lines** (stride 1, on kernels that let a tap skip a tile's first or last pixels:
-//!   AVX-512 and portable): every output row is one line of full tiles, edges included; the
+//!   AVX-512, AVX2 and portable): every output row is one line of full tiles, edges included; the
 //!   taps a pixel near the left or right edge does not have are skipped for it inside the tile,
 //!   and the top and bottom rows pass only their valid rows of taps.
 //! * **Rectangles** (otherwise): the output is cut into rectangles whose windows all have the

@@ -22,6 +22,9 @@ pub const MR: usize = 6;
 /// Output channels per packed block.
 pub const NR: usize = 16;
 const LANES: usize = 8;
+/// The largest tap skip (pixels at one end of a tile in the padding) the kernel honours: a 7x7
+/// "same" convolution's 3.
+pub const MAX_SKIP: usize = 3;
 
 /// 6 x 16 AVX2 + FMA kernel, broadcasting one input value per FMA row.
 pub const CONV_6X16: KernelInfo = KernelInfo {
@@ -29,7 +32,7 @@ pub const CONV_6X16: KernelInfo = KernelInfo {
     isa: KernelIsa::Avx2,
     mr: MR,
     nr: NR,
-    max_skip: 0,
+    max_skip: MAX_SKIP,
     run: conv_6x16,
 };
 
@@ -83,44 +86,24 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
     for t in 0..tap_count {
         // SAFETY: `taps` holds `tap_count` taps.
         let tap = unsafe { *taps.add(t) };
-        // SAFETY: see above: pointer arithmetic stays inside the readable ranges.
-        let (a_tap, mut w_k) =
-            unsafe { (a.offset(tap.input_offset), w.add(NR + tap.weight_offset)) };
-        // One k step: NRV weight vectors, then one broadcast and NRV FMAs per pixel.
-        macro_rules! step {
-            ($q:expr, $w:expr) => {
-                let mut wv = [_mm256_setzero_ps(); NRV];
-                for v in 0..NRV {
-                    // SAFETY: channel $q < k of this tap: inside its k x NR weights.
-                    wv[v] = unsafe { _mm256_loadu_ps($w.add(v * LANES)) };
-                }
-                for i in 0..ROWS {
-                    // SAFETY: pixel i < mr, channel $q < k of this tap.
-                    let x = unsafe { _mm256_broadcast_ss(&*a_tap.add(i * a_pixel_stride + $q)) };
-                    for v in 0..NRV {
-                        acc[i][v] = _mm256_fmadd_ps(x, wv[v], acc[i][v]);
-                    }
-                }
-            };
-        }
-        // Unrolled by 4 to cut loop overhead; the order of FMAs per accumulator is unchanged.
-        let mut q = 0;
-        while q + 4 <= k {
-            // SAFETY: q + 3 < k, so these weight rows are inside this tap's weights.
-            let (w0, w1, w2, w3) = unsafe { (w_k, w_k.add(NR), w_k.add(2 * NR), w_k.add(3 * NR)) };
-            step!(q, w0);
-            step!(q + 1, w1);
-            step!(q + 2, w2);
-            step!(q + 3, w3);
-            // SAFETY: advances within (or one past) this tap's weights.
-            w_k = unsafe { w_k.add(4 * NR) };
-            q += 4;
-        }
-        while q < k {
-            step!(q, w_k);
-            // SAFETY: as above.
-            w_k = unsafe { w_k.add(NR) };
-            q += 1;
+        // Wrapping: pixel 0 may skip the tap, and its address then lies anywhere.
+        let a_tap = a.wrapping_offset(tap.input_offset);
+        // SAFETY: the tap's `k x NR` weights start at `w + NR + tap.weight_offset`.
+        let w_tap = unsafe { w.add(NR + tap.weight_offset) };
+        let (s, acc) = (a_pixel_stride, &mut acc);
+        // SAFETY (every arm): by the contract, the pixels reading the tap (the arm's skips) read
+        // `k` inputs from `a_tap + i * s`, and the tap's weights; skips are at most MAX_SKIP.
+        unsafe {
+            match (tap.skip_head, tap.skip_tail) {
+                (0, 0) => tap_loop::<ROWS, NRV, 0, 0>(acc, a_tap, s, w_tap, k),
+                (1, 0) => tap_loop::<ROWS, NRV, 1, 0>(acc, a_tap, s, w_tap, k),
+                (2, 0) => tap_loop::<ROWS, NRV, 2, 0>(acc, a_tap, s, w_tap, k),
+                (3, 0) => tap_loop::<ROWS, NRV, 3, 0>(acc, a_tap, s, w_tap, k),
+                (0, 1) => tap_loop::<ROWS, NRV, 0, 1>(acc, a_tap, s, w_tap, k),
+                (0, 2) => tap_loop::<ROWS, NRV, 0, 2>(acc, a_tap, s, w_tap, k),
+                (0, 3) => tap_loop::<ROWS, NRV, 0, 3>(acc, a_tap, s, w_tap, k),
+                _ => {}
+            }
         }
     }
     let lo = _mm256_set1_ps(clamp.min);
@@ -153,6 +136,60 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
                 };
             }
         }
+    }
+}
+
+/// The reduction over the `k` input channels of one tap, for the pixels `HEAD .. ROWS - TAIL`
+/// (the others skip the tap: const bounds, so they cost nothing).
+///
+/// # Safety
+/// AVX2 and FMA; for pixels `HEAD <= i < ROWS - TAIL` and `q < k`, `a + i * a_pixel_stride + q`
+/// readable, and `w .. w + k * NR` readable.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tap_loop<const ROWS: usize, const NRV: usize, const HEAD: usize, const TAIL: usize>(
+    acc: &mut [[__m256; NRV]; ROWS],
+    a: *const f32,
+    a_pixel_stride: usize,
+    w: *const f32,
+    k: usize,
+) {
+    let mut w_k = w;
+    // One k step: NRV weight vectors, then one broadcast and NRV FMAs per reading pixel.
+    macro_rules! step {
+        ($q:expr, $w:expr) => {
+            let mut wv = [_mm256_setzero_ps(); NRV];
+            for v in 0..NRV {
+                // SAFETY: channel $q < k of this tap: inside its k x NR weights.
+                wv[v] = unsafe { _mm256_loadu_ps($w.add(v * LANES)) };
+            }
+            for i in HEAD..ROWS.saturating_sub(TAIL) {
+                // SAFETY: pixel i reads the tap, channel $q < k.
+                let x = unsafe { _mm256_broadcast_ss(&*a.add(i * a_pixel_stride + $q)) };
+                for v in 0..NRV {
+                    acc[i][v] = _mm256_fmadd_ps(x, wv[v], acc[i][v]);
+                }
+            }
+        };
+    }
+    // Unrolled by 4 to cut loop overhead; the order of FMAs per accumulator is unchanged.
+    let mut q = 0;
+    while q + 4 <= k {
+        // SAFETY: q + 3 < k, so these weight rows are inside this tap's weights.
+        let (w0, w1, w2, w3) = unsafe { (w_k, w_k.add(NR), w_k.add(2 * NR), w_k.add(3 * NR)) };
+        step!(q, w0);
+        step!(q + 1, w1);
+        step!(q + 2, w2);
+        step!(q + 3, w3);
+        // SAFETY: advances within (or one past) this tap's weights.
+        w_k = unsafe { w_k.add(4 * NR) };
+        q += 4;
+    }
+    while q < k {
+        step!(q, w_k);
+        // SAFETY: as above.
+        w_k = unsafe { w_k.add(NR) };
+        q += 1;
     }
 }
 
