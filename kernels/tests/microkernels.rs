@@ -151,13 +151,16 @@ fn every_tile_shape_matches_the_sums_bit_for_bit() {
         for mr in 1..=kernel.mr {
             for &nr in &nrs {
                 for k in [0, 1, 2, 3, 4, 5, 8, 15, 16, 17, 33] {
-                    for tap_count in [1, 3] {
+                    // Taps apart, and end to end (a window row of a dense input, which a
+                    // kernel may sum as one longer tap).
+                    for (tap_count, end_to_end) in [(1, false), (3, false), (3, true)] {
                         let a_stride = k + 2;
+                        let spacing = if end_to_end { k } else { a_stride * 2 + 1 };
                         let case = Case {
                             mr,
                             nr,
                             k,
-                            taps: taps_for(tap_count, k, kernel.nr, a_stride as isize * 2 + 1),
+                            taps: taps_for(tap_count, k, kernel.nr, spacing as isize),
                             a_stride,
                             c_stride: kernel.nr + 3,
                             clamp: Clamp::NONE,
@@ -205,8 +208,8 @@ fn taps_that_skip_edge_pixels_are_neither_read_nor_added() {
             continue;
         }
         for mr in 1..=kernel.mr {
-            for k in [1, 4, 7, 16] {
-                let a_stride = k + 1;
+            // A dense row (the taps end to end) and a strided one.
+            for (k, a_stride) in [1, 4, 7, 16].into_iter().flat_map(|k| [(k, k), (k, k + 1)]) {
                 // A row of 2*max+1 taps one pixel apart, as across a padded window: the first
                 // ones skip pixels at the head, the last ones at the tail.
                 let count = 2 * max + 1;
