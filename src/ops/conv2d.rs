@@ -3,11 +3,11 @@
 //! A kernel tile is a line of output pixels; the kernel loops over its taps and the input
 //! channels, reading the input in place. Padding is never multiplied, in one of two ways:
 //!
-//! * **Row lines** (stride 1, on kernels that let a tap skip a tile's first or last pixels:
-//!   AVX-512, AVX2 and portable): every output row is one line of full tiles, edges included; the
+//! * **Row lines** (stride 1 with at most 3 columns of padding on a side, the kernels' largest
+//!   skip): every output row is one line of full tiles, edges included; the
 //!   taps a pixel near the left or right edge does not have are skipped for it inside the tile,
 //!   and the top and bottom rows pass only their valid rows of taps.
-//! * **Rectangles** (otherwise): the output is cut into rectangles whose windows all have the
+//! * **Rectangles** (other strides, wider padding): the output is cut into rectangles whose windows all have the
 //!   same valid `kh x kw` range (the interior, the border rows, the border columns, the
 //!   corners), and each passes only its valid taps. Wide rectangles are tiled along rows; tall
 //!   narrow ones (the left and right border columns) down columns, so borders run full tiles

@@ -22,6 +22,9 @@ pub const MR: usize = 4;
 /// Output channels per packed block.
 pub const NR: usize = 16;
 const LANES: usize = 4;
+/// The largest tap skip (pixels at one end of a tile in the padding) the kernel honours: a 7x7
+/// "same" convolution's 3.
+pub const MAX_SKIP: usize = 3;
 
 /// 4 x 16 NEON kernel, 4-way reduction unroll with by-lane FMAs.
 pub const CONV_NEON: KernelInfo = KernelInfo {
@@ -29,7 +32,7 @@ pub const CONV_NEON: KernelInfo = KernelInfo {
     isa: KernelIsa::Neon,
     mr: MR,
     nr: NR,
-    max_skip: 0,
+    max_skip: MAX_SKIP,
     run: conv_4x16,
 };
 
@@ -84,43 +87,24 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
     for t in 0..tap_count {
         // SAFETY: `taps` holds `tap_count` taps.
         let tap = unsafe { *taps.add(t) };
-        // SAFETY: k > 0, so the contract makes `a + i*a_pixel_stride + input_offset .. + k`
-        // readable for every pixel i < ROWS, and this tap's weights readable: every pointer
-        // formed here points into (or one past) those ranges.
-        let a_px: [*const f32; ROWS] =
-            core::array::from_fn(|i| unsafe { a.add(i * a_pixel_stride).offset(tap.input_offset) });
-        // SAFETY: as above.
-        let mut w_k = unsafe { w.add(NR + tap.weight_offset) };
-        let mut q = 0;
-        while q + LANES <= k {
-            // SAFETY: channels q..q+4 < k of each pixel's range for this tap.
-            let x: [float32x4_t; ROWS] =
-                core::array::from_fn(|i| unsafe { vld1q_f32(a_px[i].add(q)) });
-            // SAFETY: rows q..q+4 < k of this tap's weights.
-            unsafe {
-                fma_row::<0, ROWS, NRV>(&mut acc, &x, w_k);
-                fma_row::<1, ROWS, NRV>(&mut acc, &x, w_k.add(NR));
-                fma_row::<2, ROWS, NRV>(&mut acc, &x, w_k.add(2 * NR));
-                fma_row::<3, ROWS, NRV>(&mut acc, &x, w_k.add(3 * NR));
+        // Wrapping: pixel 0 may skip the tap, and its address then lies anywhere.
+        let a_tap = a.wrapping_offset(tap.input_offset);
+        // SAFETY: k > 0: the tap's `k x NR` weights start at `w + NR + tap.weight_offset`.
+        let w_tap = unsafe { w.add(NR + tap.weight_offset) };
+        let (s, acc) = (a_pixel_stride, &mut acc);
+        // SAFETY (every arm): by the contract, the pixels reading the tap (the arm's skips) read
+        // `k` inputs from `a_tap + i * s`, and the tap's weights; skips are at most MAX_SKIP.
+        unsafe {
+            match (tap.skip_head, tap.skip_tail) {
+                (0, 0) => tap_loop::<ROWS, NRV, 0, 0>(acc, a_tap, s, w_tap, k),
+                (1, 0) => tap_loop::<ROWS, NRV, 1, 0>(acc, a_tap, s, w_tap, k),
+                (2, 0) => tap_loop::<ROWS, NRV, 2, 0>(acc, a_tap, s, w_tap, k),
+                (3, 0) => tap_loop::<ROWS, NRV, 3, 0>(acc, a_tap, s, w_tap, k),
+                (0, 1) => tap_loop::<ROWS, NRV, 0, 1>(acc, a_tap, s, w_tap, k),
+                (0, 2) => tap_loop::<ROWS, NRV, 0, 2>(acc, a_tap, s, w_tap, k),
+                (0, 3) => tap_loop::<ROWS, NRV, 0, 3>(acc, a_tap, s, w_tap, k),
+                _ => {}
             }
-            // SAFETY: advances within (or one past) this tap's weights.
-            w_k = unsafe { w_k.add(LANES * NR) };
-            q += LANES;
-        }
-        while q < k {
-            // SAFETY: row q < k of this tap's weights.
-            let wv: [float32x4_t; NRV] =
-                core::array::from_fn(|v| unsafe { vld1q_f32(w_k.add(v * LANES)) });
-            for (i, row) in acc.iter_mut().enumerate() {
-                // SAFETY: channel q < k of pixel i's range for this tap.
-                let x = unsafe { vld1q_dup_f32(a_px[i].add(q)) };
-                for v in 0..NRV {
-                    row[v] = vfmaq_f32(row[v], wv[v], x);
-                }
-            }
-            // SAFETY: advances within (or one past) this tap's weights.
-            w_k = unsafe { w_k.add(NR) };
-            q += 1;
         }
     }
     let lo = vdupq_n_f32(clamp.min);
@@ -141,13 +125,80 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
     }
 }
 
-/// `acc[i][v] += w_row[v] * x[i][LANE]` for every pixel and vector: one reduction step.
+/// The reduction over the `k` input channels of one tap, for the pixels `HEAD .. ROWS - TAIL`
+/// (the others skip the tap: const bounds, so they cost nothing).
+///
+/// # Safety
+/// NEON, `k > 0`; for pixels `HEAD <= i < ROWS - TAIL` and `q < k`, `a + i * a_pixel_stride + q`
+/// readable, and `w .. w + k * NR` readable.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn tap_loop<const ROWS: usize, const NRV: usize, const HEAD: usize, const TAIL: usize>(
+    acc: &mut [[float32x4_t; NRV]; ROWS],
+    a: *const f32,
+    a_pixel_stride: usize,
+    w: *const f32,
+    k: usize,
+) {
+    let reads = |i: usize| i >= HEAD && i + TAIL < ROWS;
+    // Wrapping: the rows that skip the tap are never dereferenced.
+    let a_px: [*const f32; ROWS] = core::array::from_fn(|i| a.wrapping_add(i * a_pixel_stride));
+    let mut w_k = w;
+    let mut q = 0;
+    while q + LANES <= k {
+        // SAFETY: channels q..q+4 < k of each reading pixel's range (caller's contract).
+        let x: [float32x4_t; ROWS] = core::array::from_fn(|i| {
+            if reads(i) {
+                unsafe { vld1q_f32(a_px[i].add(q)) }
+            } else {
+                vdupq_n_f32(0.0)
+            }
+        });
+        // SAFETY: rows q..q+4 < k of this tap's weights.
+        unsafe {
+            fma_row::<0, ROWS, NRV, HEAD, TAIL>(acc, &x, w_k);
+            fma_row::<1, ROWS, NRV, HEAD, TAIL>(acc, &x, w_k.add(NR));
+            fma_row::<2, ROWS, NRV, HEAD, TAIL>(acc, &x, w_k.add(2 * NR));
+            fma_row::<3, ROWS, NRV, HEAD, TAIL>(acc, &x, w_k.add(3 * NR));
+        }
+        // SAFETY: advances within (or one past) this tap's weights.
+        w_k = unsafe { w_k.add(LANES * NR) };
+        q += LANES;
+    }
+    while q < k {
+        // SAFETY: row q < k of this tap's weights.
+        let wv: [float32x4_t; NRV] =
+            core::array::from_fn(|v| unsafe { vld1q_f32(w_k.add(v * LANES)) });
+        for (i, row) in acc.iter_mut().enumerate() {
+            if !reads(i) {
+                continue;
+            }
+            // SAFETY: channel q < k of reading pixel i's range for this tap.
+            let x = unsafe { vld1q_dup_f32(a_px[i].add(q)) };
+            for v in 0..NRV {
+                row[v] = vfmaq_f32(row[v], wv[v], x);
+            }
+        }
+        // SAFETY: advances within (or one past) this tap's weights.
+        w_k = unsafe { w_k.add(NR) };
+        q += 1;
+    }
+}
+
+/// `acc[i][v] += w_row[v] * x[i][LANE]` for every pixel `HEAD .. ROWS - TAIL` and vector: one
+/// reduction step.
 ///
 /// # Safety
 /// `w_row .. w_row + NRV*4` must be readable.
 #[target_feature(enable = "neon")]
 #[inline]
-unsafe fn fma_row<const LANE: i32, const ROWS: usize, const NRV: usize>(
+unsafe fn fma_row<
+    const LANE: i32,
+    const ROWS: usize,
+    const NRV: usize,
+    const HEAD: usize,
+    const TAIL: usize,
+>(
     acc: &mut [[float32x4_t; NRV]; ROWS],
     x: &[float32x4_t; ROWS],
     w_row: *const f32,
@@ -155,7 +206,10 @@ unsafe fn fma_row<const LANE: i32, const ROWS: usize, const NRV: usize>(
     // SAFETY: `v < NRV`, inside the readable row (caller's contract).
     let wv: [float32x4_t; NRV] =
         core::array::from_fn(|v| unsafe { vld1q_f32(w_row.add(v * LANES)) });
-    for (row, &xi) in acc.iter_mut().zip(x.iter()) {
+    for (i, (row, &xi)) in acc.iter_mut().zip(x.iter()).enumerate() {
+        if i < HEAD || i + TAIL >= ROWS {
+            continue;
+        }
         for v in 0..NRV {
             row[v] = vfmaq_laneq_f32::<LANE>(row[v], wv[v], xi);
         }
