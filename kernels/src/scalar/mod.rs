@@ -62,8 +62,11 @@ unsafe fn conv_4x8(args: &TileArgs) {
             if !tap.reads(i, mr) {
                 continue;
             }
-            // SAFETY: pixel i < mr reads `a + i*a_pixel_stride + input_offset .. + k` (contract).
-            let a_row = unsafe { a.add(i * a_pixel_stride).offset(tap.input_offset) };
+            // Pixel i reads `a + i*a_pixel_stride + input_offset .. + k` (contract); wrapping,
+            // because the pixel's base need not lie in the input, only its reads.
+            let a_row = a
+                .wrapping_add(i * a_pixel_stride)
+                .wrapping_offset(tap.input_offset);
             for q in 0..k {
                 // SAFETY: q < k, inside the ranges above.
                 let x = unsafe { *a_row.add(q) };

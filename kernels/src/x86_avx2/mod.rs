@@ -164,8 +164,10 @@ unsafe fn tap_loop<const ROWS: usize, const NRV: usize, const HEAD: usize, const
                 wv[v] = unsafe { _mm256_loadu_ps($w.add(v * LANES)) };
             }
             for i in HEAD..ROWS.saturating_sub(TAIL) {
-                // SAFETY: pixel i reads the tap, channel $q < k.
-                let x = unsafe { _mm256_broadcast_ss(&*a.add(i * a_pixel_stride + $q)) };
+                // Wrapping to the pixel: `a` itself may lie outside the input when pixel 0
+                // skips the tap. SAFETY: pixel i reads the tap, channel $q < k: in the input.
+                let x =
+                    unsafe { _mm256_broadcast_ss(&*a.wrapping_add(i * a_pixel_stride).add($q)) };
                 for v in 0..NRV {
                     acc[i][v] = _mm256_fmadd_ps(x, wv[v], acc[i][v]);
                 }
