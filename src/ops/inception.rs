@@ -279,8 +279,8 @@ pub struct Inception {
 /// Bytes a band's rows aim for, about half of L2: its reduced rows and halos, and the input rows
 /// the pool reads (`in_channels` per pixel when there is a projection). Long bands mattered
 /// when the 3x3's left and right border columns ran as lines down the band (a one-row band made
-/// them single-pixel tiles, the module 7% slower than layer by layer); with row lines (see
-/// `conv2d`) they still cut the per-band work (halo copies, the pool's row setup).
+/// them single-pixel tiles, the module 7% slower than layer by layer); borders now run as row
+/// lines (see `conv2d`), and the band sizes were not re-tuned since.
 const BAND_TARGET_BYTES: usize = 1024 * 1024;
 
 /// Output rows the pool branch pools, then projects, at a time. Its scratch (2 rows of 28 x 192
