@@ -19,7 +19,7 @@
 //! constants with the same contract, so the caller picks one from a table at run time and the
 //! tests run one suite against all of them. The raw entry point ([`TileKernel`]) is `unsafe`;
 //! [`run_tile`] is the safe front door that checks every address the tile touches against the
-//! slices it is given, in O(1) per call (O(taps) when taps skip pixels at the image edges).
+//! slices it is given, in O(1) per call (O(taps) only for taps skipping more than 3 pixels).
 //!
 //! # Using the kernels directly
 //!
@@ -347,7 +347,7 @@ pub fn conv_kernel(isa: KernelIsa) -> Option<&'static KernelInfo> {
 }
 
 /// A set of taps with its extents precomputed, so checking a tile costs O(1) (O(taps) if some
-/// tap skips pixels).
+/// tap skips more than 3 pixels).
 ///
 /// # Examples
 ///
