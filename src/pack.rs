@@ -20,6 +20,15 @@ pub(crate) struct PackedWeights {
 }
 
 impl PackedWeights {
+    /// A copy in a new allocation (for a thread's private replica; see `ConvCore::replica`).
+    pub(crate) fn copy(&self) -> Self {
+        PackedWeights {
+            data: AVec::from_slice(64, &self.data),
+            block_len: self.block_len,
+            blocks: self.blocks,
+        }
+    }
+
     /// Packs OHWI `weights` (`out x taps x k`, taps in kh-major order) and `bias` into blocks of `nr`.
     /// The caller has checked the lengths.
     pub(crate) fn new(

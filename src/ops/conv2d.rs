@@ -16,6 +16,8 @@
 //! Either way each output sums exactly its valid taps in the same order, so both give the same
 //! bits.
 
+use std::sync::{Arc, OnceLock};
+
 use incept_kernels::{Tap, TapSet};
 
 use super::window::{Padding, Window};
@@ -124,12 +126,30 @@ impl Conv2dDesc {
 /// `Conv2d` is `Send + Sync`: any number of threads may run one operator at once,
 /// through a reference or an `Arc`. Cloning is cheap: a clone shares the packed weights
 /// (reference-counted, never copied); see [`Conv2d::shares_weights_with`].
+///
+/// Memory: when threads share one image (fewer than two images per thread), rayon threads 1 to 3
+/// each make a private copy of the packed direct-convolution weights on their first run, if
+/// those are at most 4 MiB (the weights stay shared otherwise); two cores reading one copy were
+/// up to 10% slower on the test VM. The copies live as long as the operator and its clones.
 #[derive(Clone, Debug)]
 pub struct Conv2d {
     engine: Engine,
     desc: Conv2dDesc,
     window: Window,
+    /// Private copies of the direct engine's packed weights for rayon threads 1, 2, 3, made on
+    /// a thread's first single-image run (see [`REPLICA_MAX_BYTES`]).
+    replicas: Arc<[OnceLock<Engine>; REPLICAS]>,
 }
+
+/// Threads (after the first) that get a private copy of a direct convolution's weights.
+const REPLICAS: usize = 3;
+
+/// Largest packed weights that are copied per thread. When threads share one image, each reads
+/// every weight, and on the test VM two cores reading one copy were slower than two copies:
+/// the two-thread 28x28 3x3 192 -> 128 (884 KB of weights) took 0.95-0.97x the time with a
+/// copy per thread, the 5x5 192 -> 32 (614 KB) 0.88-0.91x (interleaved A/B). Batches (a task
+/// per image) keep one copy: the batch-8 module was 1.01-1.03x slower with copies.
+const REPLICA_MAX_BYTES: usize = 4 << 20;
 
 /// How a convolution is computed (see [`crate::ConvAlgorithm`]).
 #[derive(Clone, Debug)]
@@ -291,7 +311,25 @@ impl Conv2d {
             engine,
             desc: *desc,
             window,
+            replicas: Arc::new(std::array::from_fn(|_| OnceLock::new())),
         })
+    }
+
+    /// The engine this thread runs: a private weight copy on rayon threads 1..=REPLICAS when
+    /// `shared_image` and the direct weights are small enough, else the operator's own.
+    fn engine_for_thread(&self, shared_image: bool) -> &Engine {
+        let small = match &self.engine {
+            Engine::Direct(core) => core.packed_bytes() <= REPLICA_MAX_BYTES,
+            Engine::Winograd(_) => false,
+        };
+        match rayon::current_thread_index() {
+            Some(i) if shared_image && small && (1..=REPLICAS).contains(&i) => self.replicas[i - 1]
+                .get_or_init(|| match &self.engine {
+                    Engine::Direct(core) => Engine::Direct(core.replica()),
+                    other => other.clone(),
+                }),
+            _ => &self.engine,
+        }
     }
 
     /// The descriptor.
@@ -522,6 +560,8 @@ impl Conv2d {
         // rows are whole tile rows of both variants.
         let granule = if self.engine.is_winograd() { 4 } else { 1 };
         let chunk_rows = chunk_rows(par, oshape.n, rows_total, granule, macs);
+        // Threads share an image (each task reads every weight): see `REPLICA_MAX_BYTES`.
+        let one_task_per_thread = oshape.n < 2 * par.threads();
         let (in_ps, out_ps) = (input.pixel_stride(), output.pixel_stride());
         let source = Source {
             data: input.data(),
@@ -541,8 +581,16 @@ impl Conv2d {
                     pixel_stride: out_ps,
                     channel_offset: 0,
                 };
-                self.engine
-                    .run_rows("conv2d", &self.window, &source, 0, (oh, ow), rows, c, &dest)
+                self.engine_for_thread(one_task_per_thread).run_rows(
+                    "conv2d",
+                    &self.window,
+                    &source,
+                    0,
+                    (oh, ow),
+                    rows,
+                    c,
+                    &dest,
+                )
             },
         )
     }

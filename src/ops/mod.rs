@@ -350,6 +350,21 @@ impl ConvCore {
         })
     }
 
+    /// The same convolution on a private copy of the packed weights (see [`Conv2d`]'s replicas).
+    ///
+    /// [`Conv2d`]: crate::Conv2d
+    pub(crate) fn replica(&self) -> ConvCore {
+        ConvCore {
+            packed: Arc::new(self.packed.copy()),
+            ..self.clone()
+        }
+    }
+
+    /// Bytes of packed weights.
+    pub(crate) fn packed_bytes(&self) -> usize {
+        std::mem::size_of_val(self.packed.as_slice())
+    }
+
     /// Whether `self` and `other` use the same packed weights (one allocation, not equal copies).
     pub(crate) fn shares_weights_with(&self, other: &ConvCore) -> bool {
         Arc::ptr_eq(&self.packed, &other.packed)
