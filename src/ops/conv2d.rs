@@ -129,8 +129,9 @@ impl Conv2dDesc {
 ///
 /// Memory: when threads share one image (fewer than two images per thread), rayon threads 1 to 3
 /// each make a private copy of the packed direct-convolution weights on their first run, if
-/// those are at most 4 MiB (the weights stay shared otherwise); two cores reading one copy were
-/// up to 10% slower on the test VM. The copies live as long as the operator and its clones.
+/// those are at most 4 MiB (the weights stay shared otherwise): with one copy for both cores the
+/// two-thread 5x5 192 -> 32 took 1.09-1.14x the time on the test VM. The copies live as long as
+/// the operator and its clones.
 #[derive(Clone, Debug)]
 pub struct Conv2d {
     engine: Engine,
@@ -147,7 +148,7 @@ const REPLICAS: usize = 3;
 /// Largest packed weights that are copied per thread. When threads share one image, each reads
 /// every weight, and on the test VM two cores reading one copy were slower than two copies:
 /// the two-thread 28x28 3x3 192 -> 128 (884 KB of weights) took 0.95-0.97x the time with a
-/// copy per thread, the 5x5 192 -> 32 (614 KB) 0.88-0.91x (interleaved A/B). Batches (a task
+/// copy per thread, the 5x5 192 -> 32 (614 KB) 0.88-0.92x (interleaved A/B). Batches (a task
 /// per image) keep one copy: the batch-8 module was 1.01-1.03x slower with copies.
 const REPLICA_MAX_BYTES: usize = 4 << 20;
 
