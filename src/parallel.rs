@@ -91,8 +91,18 @@ pub(crate) fn chunk_rows(
     granule: usize,
     macs: usize,
 ) -> usize {
-    let tasks_per_thread = if images >= 2 * par.threads() { 4 } else { 1 };
+    let tasks_per_thread = if threads_share_images(par, images) {
+        1
+    } else {
+        4
+    };
     chunk_pixels(par, rows, granule, macs, tasks_per_thread)
+}
+
+/// Whether the threads of `par` share images (fewer than two per thread): then each task is a
+/// part of an image, one per thread ([`chunk_rows`]).
+pub(crate) fn threads_share_images(par: Parallelism<'_>, images: usize) -> bool {
+    images < 2 * par.threads()
 }
 
 /// How many pixels (or rows) each task covers: a multiple of `mr`, at least `mr`, about

@@ -4,14 +4,14 @@
 //! channels, reading the input in place. Padding is never multiplied, in one of two ways:
 //!
 //! * **Row lines** (stride 1 with at most 3 columns of padding on a side, the kernels' largest
-//!   skip): every output row is one line of full tiles, edges included; the
-//!   taps a pixel near the left or right edge does not have are skipped for it inside the tile,
-//!   and the top and bottom rows pass only their valid rows of taps.
-//! * **Rectangles** (other strides, wider padding): the output is cut into rectangles whose windows all have the
-//!   same valid `kh x kw` range (the interior, the border rows, the border columns, the
-//!   corners), and each passes only its valid taps. Wide rectangles are tiled along rows; tall
-//!   narrow ones (the left and right border columns) down columns, so borders run full tiles
-//!   too, but each corner pixel is a tile of its own.
+//!   skip): every output row is one line of full tiles, edges included; the taps a pixel near
+//!   the left or right edge does not have are skipped for it inside the tile, and the top and
+//!   bottom rows pass only their valid rows of taps.
+//! * **Rectangles** (other strides, wider padding): the output is cut into rectangles whose
+//!   windows all have the same valid `kh x kw` range (the interior, the border rows, the border
+//!   columns, the corners), and each passes only its valid taps. Wide rectangles are tiled along
+//!   rows; tall narrow ones (the left and right border columns) down columns, so borders run
+//!   full tiles too, but each corner pixel is a tile of its own.
 //!
 //! Either way each output sums exactly its valid taps in the same order, so both give the same
 //! bits.
@@ -27,7 +27,7 @@ use super::{use_winograd, ConvCore, Epilogue, OpOptions};
 use crate::error::ErrorKind;
 use crate::error::{mismatch, Result};
 use crate::isa::Isa;
-use crate::parallel::{chunk_rows, for_each_output_chunk, Parallelism};
+use crate::parallel::{chunk_rows, for_each_output_chunk, threads_share_images, Parallelism};
 use crate::tensor::{Nhwc, TensorView, TensorViewMut};
 
 /// Largest kernel side of [`Conv2d`] and [`Bottleneck`](crate::Bottleneck): a tile's taps live
@@ -319,16 +319,17 @@ impl Conv2d {
     /// The engine this thread runs: a private weight copy on rayon threads 1..=REPLICAS when
     /// `shared_image` and the direct weights are small enough, else the operator's own.
     fn engine_for_thread(&self, shared_image: bool) -> &Engine {
-        let small = match &self.engine {
-            Engine::Direct(core) => core.packed_bytes() <= REPLICA_MAX_BYTES,
-            Engine::Winograd(_) => false,
+        let Engine::Direct(core) = &self.engine else {
+            return &self.engine;
         };
         match rayon::current_thread_index() {
-            Some(i) if shared_image && small && (1..=REPLICAS).contains(&i) => self.replicas[i - 1]
-                .get_or_init(|| match &self.engine {
-                    Engine::Direct(core) => Engine::Direct(core.replica()),
-                    other => other.clone(),
-                }),
+            Some(i)
+                if shared_image
+                    && core.packed_bytes() <= REPLICA_MAX_BYTES
+                    && (1..=REPLICAS).contains(&i) =>
+            {
+                self.replicas[i - 1].get_or_init(|| Engine::Direct(core.replica()))
+            }
             _ => &self.engine,
         }
     }
@@ -561,8 +562,7 @@ impl Conv2d {
         // rows are whole tile rows of both variants.
         let granule = if self.engine.is_winograd() { 4 } else { 1 };
         let chunk_rows = chunk_rows(par, oshape.n, rows_total, granule, macs);
-        // Threads share an image (each task reads every weight): see `REPLICA_MAX_BYTES`.
-        let one_task_per_thread = oshape.n < 2 * par.threads();
+        // Each task reads every weight when threads share an image: see `REPLICA_MAX_BYTES`.
         let (in_ps, out_ps) = (input.pixel_stride(), output.pixel_stride());
         let source = Source {
             data: input.data(),
@@ -582,16 +582,8 @@ impl Conv2d {
                     pixel_stride: out_ps,
                     channel_offset: 0,
                 };
-                self.engine_for_thread(one_task_per_thread).run_rows(
-                    "conv2d",
-                    &self.window,
-                    &source,
-                    0,
-                    (oh, ow),
-                    rows,
-                    c,
-                    &dest,
-                )
+                self.engine_for_thread(threads_share_images(par, oshape.n))
+                    .run_rows("conv2d", &self.window, &source, 0, (oh, ow), rows, c, &dest)
             },
         )
     }
