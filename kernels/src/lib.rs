@@ -79,6 +79,29 @@
 #![no_std]
 #![deny(missing_docs)]
 
+/// The largest tap skip ([`Tap::skip_head`], [`Tap::skip_tail`]) the SIMD kernels honour: a 7x7
+/// "same" convolution's 3.
+const SIMD_MAX_SKIP: usize = 3;
+
+/// Calls `$f::<$rows, $nrv, HEAD, TAIL>($args)` for the tap's skips, each (HEAD, TAIL) its own
+/// instance with const bounds, one end and at most [`SIMD_MAX_SKIP`] (the kernel contract);
+/// nothing for other skips. Shared by the SIMD kernels' tap loops.
+#[allow(unused_macros)]
+macro_rules! with_skips {
+    ($tap:expr, $f:ident::<$rows:ident, $nrv:ident>($($arg:expr),* $(,)?)) => {
+        match ($tap.skip_head, $tap.skip_tail) {
+            (0, 0) => $f::<$rows, $nrv, 0, 0>($($arg),*),
+            (1, 0) => $f::<$rows, $nrv, 1, 0>($($arg),*),
+            (2, 0) => $f::<$rows, $nrv, 2, 0>($($arg),*),
+            (3, 0) => $f::<$rows, $nrv, 3, 0>($($arg),*),
+            (0, 1) => $f::<$rows, $nrv, 0, 1>($($arg),*),
+            (0, 2) => $f::<$rows, $nrv, 0, 2>($($arg),*),
+            (0, 3) => $f::<$rows, $nrv, 0, 3>($($arg),*),
+            _ => {}
+        }
+    };
+}
+
 pub mod peak;
 pub mod pool;
 pub mod scalar;
@@ -375,8 +398,9 @@ pub struct TapSet<'t> {
     skips_both_ends: bool,
 }
 
-/// Skips up to this are checked in O(1) by [`run_tile`]; larger ones tap by tap.
-const TRACKED_SKIP: usize = 3;
+/// Skips up to this (the SIMD kernels' largest) are checked in O(1) by [`run_tile`]; larger
+/// ones (the portable kernel takes any) tap by tap.
+const TRACKED_SKIP: usize = SIMD_MAX_SKIP;
 
 impl<'t> TapSet<'t> {
     /// Wraps `taps` (which may be empty), scanning them once for their extents.

@@ -22,9 +22,6 @@ pub const MR: usize = 6;
 /// Output channels per packed block.
 pub const NR: usize = 16;
 const LANES: usize = 8;
-/// The largest tap skip (pixels at one end of a tile in the padding) the kernel honours: a 7x7
-/// "same" convolution's 3.
-pub const MAX_SKIP: usize = 3;
 
 /// 6 x 16 AVX2 + FMA kernel, broadcasting one input value per FMA row.
 pub const CONV_6X16: KernelInfo = KernelInfo {
@@ -32,7 +29,7 @@ pub const CONV_6X16: KernelInfo = KernelInfo {
     isa: KernelIsa::Avx2,
     mr: MR,
     nr: NR,
-    max_skip: MAX_SKIP,
+    max_skip: crate::SIMD_MAX_SKIP,
     run: conv_6x16,
 };
 
@@ -92,18 +89,9 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
         let w_tap = unsafe { w.add(NR + tap.weight_offset) };
         let (s, acc) = (a_pixel_stride, &mut acc);
         // SAFETY (every arm): by the contract, the pixels reading the tap (the arm's skips) read
-        // `k` inputs from `a_tap + i * s`, and the tap's weights; skips are at most MAX_SKIP.
+        // `k` inputs from `a_tap + i * s`, and the tap's weights; skips are at most SIMD_MAX_SKIP.
         unsafe {
-            match (tap.skip_head, tap.skip_tail) {
-                (0, 0) => tap_loop::<ROWS, NRV, 0, 0>(acc, a_tap, s, w_tap, k),
-                (1, 0) => tap_loop::<ROWS, NRV, 1, 0>(acc, a_tap, s, w_tap, k),
-                (2, 0) => tap_loop::<ROWS, NRV, 2, 0>(acc, a_tap, s, w_tap, k),
-                (3, 0) => tap_loop::<ROWS, NRV, 3, 0>(acc, a_tap, s, w_tap, k),
-                (0, 1) => tap_loop::<ROWS, NRV, 0, 1>(acc, a_tap, s, w_tap, k),
-                (0, 2) => tap_loop::<ROWS, NRV, 0, 2>(acc, a_tap, s, w_tap, k),
-                (0, 3) => tap_loop::<ROWS, NRV, 0, 3>(acc, a_tap, s, w_tap, k),
-                _ => {}
-            }
+            with_skips!(tap, tap_loop::<ROWS, NRV>(acc, a_tap, s, w_tap, k));
         }
     }
     let lo = _mm256_set1_ps(clamp.min);

@@ -26,9 +26,6 @@ pub const MR: usize = 14;
 /// Output channels per packed block.
 pub const NR: usize = 32;
 const LANES: usize = 16;
-/// The largest tap skip (pixels at one end of a tile in the padding) the kernel honours: a 7x7
-/// "same" convolution's 3.
-pub const MAX_SKIP: usize = 3;
 
 /// 14 x 32 AVX-512F kernel, broadcasting one input value per FMA row.
 pub const CONV_14X32: KernelInfo = KernelInfo {
@@ -36,7 +33,7 @@ pub const CONV_14X32: KernelInfo = KernelInfo {
     isa: KernelIsa::Avx512,
     mr: MR,
     nr: NR,
-    max_skip: MAX_SKIP,
+    max_skip: crate::SIMD_MAX_SKIP,
     run: conv_14x32,
 };
 
@@ -100,19 +97,10 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
         let w_tap = unsafe { w.add(NR + tap.weight_offset) };
         // SAFETY (every arm): by the contract, pixel i < ROWS that reads the tap (HEAD <= i <
         // ROWS - TAIL, the arm's skips) reads `k` inputs from `a_tap + i * a_pixel_stride`, and
-        // the weights above; that is all `k_loop` reads. Skips are at most MAX_SKIP, one end.
+        // the weights above; that is all `k_loop` reads. Skips: at most SIMD_MAX_SKIP, one end.
         unsafe {
             let (acc, s) = (&mut acc, stride_bytes);
-            match (tap.skip_head, tap.skip_tail) {
-                (0, 0) => k_loop::<ROWS, NRV, 0, 0>(acc, a_tap, s, w_tap, k),
-                (1, 0) => k_loop::<ROWS, NRV, 1, 0>(acc, a_tap, s, w_tap, k),
-                (2, 0) => k_loop::<ROWS, NRV, 2, 0>(acc, a_tap, s, w_tap, k),
-                (3, 0) => k_loop::<ROWS, NRV, 3, 0>(acc, a_tap, s, w_tap, k),
-                (0, 1) => k_loop::<ROWS, NRV, 0, 1>(acc, a_tap, s, w_tap, k),
-                (0, 2) => k_loop::<ROWS, NRV, 0, 2>(acc, a_tap, s, w_tap, k),
-                (0, 3) => k_loop::<ROWS, NRV, 0, 3>(acc, a_tap, s, w_tap, k),
-                _ => {}
-            }
+            with_skips!(tap, k_loop::<ROWS, NRV>(acc, a_tap, s, w_tap, k));
         }
     }
     let lo = _mm512_set1_ps(clamp.min);
