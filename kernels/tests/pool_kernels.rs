@@ -2,7 +2,8 @@
 //! every channel count up to 70 (every remainder around the 16/8/4-lane vectors and the
 //! blocks of several vectors), wider lines up to 200 channels (AVX-512's 96-channel blocks),
 //! windows up to 4x4 moving 1 column per output pixel (the sliding path) or 2, along a row or
-//! down a column, padding between pixels and rows, strided output with sentinels around it.
+//! down a column, padding columns clipped at either end, stacks of lines, gaps between pixels
+//! and rows, strided output with sentinels around it.
 //!
 //! Inputs are small integers (and signed zeros), so the max is exact: every kernel must match
 //! a naive loop (zeros compare with `==`). Every input element that no window covers is a NaN:
@@ -59,16 +60,21 @@ fn pool_kernel_dispatches_to_the_isa_modules() {
 
 const SENTINEL: f32 = 1234.5;
 
-/// Shape of one line and of the buffers around it.
+/// Shape of one stack of lines and of the buffers around it.
 #[derive(Clone, Copy, Debug)]
 struct Geometry {
+    lines: usize,
     pixels: usize,
     channels: usize,
     rows: usize,
     cols: usize,
-    /// Window columns (rows if `vertical`) between consecutive output pixels.
+    /// Window columns between consecutive output pixels.
     step: usize,
-    /// The line runs down a column of the image instead of along a row.
+    /// Padding columns before the first window and after the last (each less than `cols`).
+    pad: (usize, usize),
+    /// Rows between the windows of consecutive lines.
+    line_step: usize,
+    /// The lines run down columns of the image instead of along rows.
     vertical: bool,
     /// Unused elements after each input pixel's channels.
     a_pad: usize,
@@ -77,24 +83,46 @@ struct Geometry {
 }
 
 impl Geometry {
+    /// Input columns of a line (its windows' span less the padding); 0 if none.
+    fn in_cols(&self) -> usize {
+        ((self.pixels - 1) * self.step + self.cols).saturating_sub(self.pad.0 + self.pad.1)
+    }
+
+    /// Whether the contract allows this geometry (every window keeps a column).
+    fn valid(&self) -> bool {
+        self.pad.0 < self.cols && self.pad.1 < self.cols && self.in_cols() > 0
+    }
+
     fn line(&self) -> PoolLine {
         let col = self.channels + self.a_pad;
-        // One unused input column after the line's last window column, a few unused elements
-        // at the end of each row.
-        let span = (self.pixels - 1) * self.step;
-        let width = if self.vertical { 0 } else { span } + self.cols + 1;
+        let in_cols = self.in_cols();
+        // One unused input column after each line's last column, a few unused elements at the
+        // end of each image row.
+        let across = (self.lines - 1) * self.line_step + self.rows;
+        let width = if self.vertical { across } else { in_cols } + 1;
         let row = width * col + 5;
+        let (a_col_stride, a_row_stride) = if self.vertical {
+            (row, col)
+        } else {
+            (col, row)
+        };
+        let c_pixel_stride = self.channels + self.c_pad;
         PoolLine {
+            lines: self.lines,
             pixels: self.pixels,
             channels: self.channels,
             a_offset: col + 2,
-            a_pixel_stride: self.step * if self.vertical { row } else { col },
+            a_line_stride: self.line_step * a_row_stride,
             window_rows: self.rows,
             window_cols: self.cols,
-            a_row_stride: row,
-            a_col_stride: col,
+            a_row_stride,
+            a_col_stride,
+            col_step: self.step,
+            pad_left: self.pad.0,
+            in_cols,
             c_offset: 3,
-            c_pixel_stride: self.channels + self.c_pad,
+            c_pixel_stride,
+            c_line_stride: self.pixels * c_pixel_stride + 3,
         }
     }
 
@@ -102,25 +130,32 @@ impl Geometry {
     fn a_len(&self) -> usize {
         let l = self.line();
         l.a_offset
-            + (l.pixels - 1) * l.a_pixel_stride
+            + (l.lines - 1) * l.a_line_stride
             + (l.window_rows - 1) * l.a_row_stride
-            + (l.window_cols - 1) * l.a_col_stride
+            + (l.in_cols - 1) * l.a_col_stride
             + l.channels
     }
 
     fn c_len(&self) -> usize {
         let l = self.line();
-        l.c_offset + (l.pixels - 1) * l.c_pixel_stride + l.channels + 4
+        l.c_offset
+            + (l.lines - 1) * l.c_line_stride
+            + (l.pixels - 1) * l.c_pixel_stride
+            + l.channels
+            + 4
     }
 
     /// Calls `f` with the index in `a` of every window element (some more than once).
     fn for_each_window_index(&self, mut f: impl FnMut(usize)) {
         let l = self.line();
-        for i in 0..self.pixels {
-            for r in 0..self.rows {
-                for q in 0..self.cols {
-                    let base = a_index(&l, i, r, q);
-                    (base..base + self.channels).for_each(&mut f);
+        for line in 0..self.lines {
+            for i in 0..self.pixels {
+                for r in 0..self.rows {
+                    for q in 0..self.cols {
+                        if let Some(base) = a_index(&l, line, i, r, q) {
+                            (base..base + self.channels).for_each(&mut f);
+                        }
+                    }
                 }
             }
         }
@@ -156,17 +191,23 @@ impl Geometry {
     }
 }
 
-/// Index in `a` of window element (r, q), channel 0, of output pixel i.
-fn a_index(l: &PoolLine, i: usize, r: usize, q: usize) -> usize {
-    l.a_offset + i * l.a_pixel_stride + r * l.a_row_stride + q * l.a_col_stride
+/// Index in `a` of window element (r, q), channel 0, of output pixel i of line `line`, or
+/// `None` for a padding column.
+fn a_index(l: &PoolLine, line: usize, i: usize, r: usize, q: usize) -> Option<usize> {
+    let column = (i * l.col_step + q).checked_sub(l.pad_left)?;
+    (column < l.in_cols)
+        .then(|| l.a_offset + line * l.a_line_stride + r * l.a_row_stride + column * l.a_col_stride)
 }
 
 /// Naive max-pool: NaN if any window element is NaN.
-fn expected(l: &PoolLine, a: &[f32], i: usize, ch: usize) -> f32 {
+fn expected(l: &PoolLine, a: &[f32], line: usize, i: usize, ch: usize) -> f32 {
     let mut best = f32::NEG_INFINITY;
     for r in 0..l.window_rows {
         for q in 0..l.window_cols {
-            let v = a[a_index(l, i, r, q) + ch];
+            let Some(idx) = a_index(l, line, i, r, q) else {
+                continue;
+            };
+            let v = a[idx + ch];
             if v.is_nan() {
                 return v;
             }
@@ -181,15 +222,21 @@ fn expected(l: &PoolLine, a: &[f32], i: usize, ch: usize) -> f32 {
 /// Runs `kernel` on `a` and checks every output against the naive loop and every other element
 /// of the output buffer against the sentinel.
 fn check(kernel: &PoolKernelInfo, token: IsaToken, g: &Geometry, a: &[f32]) {
-    let line = g.line();
+    let l = g.line();
     let mut c = vec![SENTINEL; g.c_len()];
-    run_pool_line(kernel, &line, a, &mut c, token).unwrap();
+    run_pool_line(kernel, &l, a, &mut c, token).unwrap();
     for (idx, &got) in c.iter().enumerate() {
-        let rel = idx.checked_sub(line.c_offset);
-        let pos = rel.map(|r| (r / line.c_pixel_stride, r % line.c_pixel_stride));
+        let pos = idx.checked_sub(l.c_offset).map(|r| {
+            let within = r % l.c_line_stride;
+            (
+                r / l.c_line_stride,
+                within / l.c_pixel_stride,
+                within % l.c_pixel_stride,
+            )
+        });
         match pos {
-            Some((i, ch)) if i < g.pixels && ch < g.channels => {
-                let want = expected(&line, a, i, ch);
+            Some((line, i, ch)) if line < g.lines && i < g.pixels && ch < g.channels => {
+                let want = expected(&l, a, line, i, ch);
                 let ok = if want.is_nan() {
                     got.is_nan()
                 } else {
@@ -197,7 +244,7 @@ fn check(kernel: &PoolKernelInfo, token: IsaToken, g: &Geometry, a: &[f32]) {
                 };
                 assert!(
                     ok,
-                    "{}: {g:?} pixel {i} channel {ch}: got {got}, want {want}",
+                    "{}: {g:?} line {line} pixel {i} channel {ch}: got {got}, want {want}",
                     kernel.name
                 );
             }
@@ -212,11 +259,12 @@ fn check(kernel: &PoolKernelInfo, token: IsaToken, g: &Geometry, a: &[f32]) {
 }
 
 /// Every kernel on every combination of `pixels` and `channels` with windows up to 4x4,
-/// moving 1 or 2 columns per output pixel (or, for lines up to 8 pixels, rows down a column),
-/// with varying padding.
+/// moving 1 or 2 columns per output pixel along a row (or, for lines up to 8 pixels, down a
+/// column), in stacks of 1 to 3 lines one or two rows apart, with varying padding columns and
+/// gaps.
 fn sweep(pixel_counts: &[usize], channel_counts: &[usize]) {
     for (kernel, token) in supported_kernels() {
-        let mut n = 0u64;
+        let mut n = 0usize;
         for &pixels in pixel_counts {
             for &channels in channel_counts {
                 for rows in 1..=4 {
@@ -227,16 +275,21 @@ fn sweep(pixel_counts: &[usize], channel_counts: &[usize]) {
                             }
                             n += 1;
                             let g = Geometry {
+                                lines: [1, 2, 3, 1, 2][n % 5],
                                 pixels,
                                 channels,
                                 rows,
                                 cols,
                                 step,
+                                pad: (n % cols, (n / 7) % cols),
+                                line_step: [1, 1, 2][(n / 5) % 3],
                                 vertical,
-                                a_pad: [0, 3, 16][(n % 3) as usize],
-                                c_pad: [0, 1, 5, 8][(n % 4) as usize],
+                                a_pad: [0, 3, 16][n % 3],
+                                c_pad: [0, 1, 5, 8][n % 4],
                             };
-                            check(kernel, token, &g, &g.input(n));
+                            if g.valid() {
+                                check(kernel, token, &g, &g.input(n as u64));
+                            }
                         }
                     }
                 }
@@ -265,28 +318,34 @@ fn wide_lines_match_the_naive_loop() {
 }
 
 /// Geometries for the NaN and infinity sweeps: the sliding shapes (3x3 and 2x2 stride 1, 3x3
-/// stride 2, along a row or down a column), general ones (4x4, 3 columns moving 3), and channel
-/// counts that end in a tail of one partial vector or of several vectors, the last partial,
-/// after zero, one or several full blocks of each kernel (61, 70, 170).
+/// stride 2, along a row or down a column), general ones (4x4, 3 columns moving 3), with and
+/// without padding columns, in stacks of 3 lines one row apart (whose later lines check only
+/// their bottom window row on AVX-512) or two rows apart, and channel counts that end in a tail
+/// of one partial vector or of several vectors, the last partial, after zero, one or several
+/// full blocks of each kernel (61, 70, 170).
 fn special_geometries() -> Vec<Geometry> {
     let mut gs = Vec::new();
-    for (rows, cols, step, vertical) in [
-        (3, 3, 1, false),
-        (2, 2, 1, false),
-        (3, 3, 2, false),
-        (1, 3, 1, false),
-        (4, 4, 1, false),
-        (2, 3, 3, false),
-        (3, 2, 1, true),
-        (3, 3, 2, true),
+    for (rows, cols, step, pad, line_step, vertical) in [
+        (3, 3, 1, (1, 1), 1, false),
+        (3, 3, 1, (0, 0), 2, false),
+        (2, 2, 1, (1, 0), 1, false),
+        (3, 3, 2, (1, 2), 1, false),
+        (1, 3, 1, (2, 0), 1, false),
+        (4, 4, 1, (1, 2), 1, false),
+        (2, 3, 3, (0, 1), 1, false),
+        (3, 2, 1, (0, 1), 1, true),
+        (3, 3, 2, (1, 1), 2, true),
     ] {
         for channels in [61, 70, 170] {
             gs.push(Geometry {
+                lines: 3,
                 pixels: 5,
                 channels,
                 rows,
                 cols,
                 step,
+                pad,
+                line_step,
                 vertical,
                 a_pad: 3,
                 c_pad: 2,
@@ -384,11 +443,14 @@ fn infinities_are_exact() {
 fn run_pool_line_refuses_bad_lines() {
     for (kernel, token) in supported_kernels() {
         let g = Geometry {
+            lines: 2,
             pixels: 3,
             channels: 5,
             rows: 2,
             cols: 2,
             step: 1,
+            pad: (1, 0),
+            line_step: 1,
             vertical: false,
             a_pad: 0,
             c_pad: 0,
@@ -420,15 +482,62 @@ fn run_pool_line_refuses_bad_lines() {
             ),
             Err(TileError::TileSize)
         );
+        for (field, bad_line) in [
+            ("lines", PoolLine { lines: 0, ..line }),
+            ("in_cols", PoolLine { in_cols: 0, ..line }),
+            (
+                "pad_left",
+                PoolLine {
+                    pad_left: 2,
+                    ..line
+                },
+            ),
+            // The fifth window would start past the last column.
+            ("pixels", PoolLine { pixels: 5, ..line }),
+            (
+                "col_step",
+                PoolLine {
+                    col_step: usize::MAX,
+                    ..line
+                },
+            ),
+        ] {
+            assert_eq!(bad(bad_line, &a), Err(TileError::TileSize), "{field}");
+        }
+        for (field, bad_line) in [
+            (
+                "a_line_stride",
+                PoolLine {
+                    a_line_stride: usize::MAX,
+                    ..line
+                },
+            ),
+            (
+                "a_col_stride",
+                PoolLine {
+                    a_col_stride: usize::MAX,
+                    ..line
+                },
+            ),
+            (
+                "a_offset",
+                PoolLine {
+                    a_offset: line.a_offset + 1,
+                    ..line
+                },
+            ),
+        ] {
+            assert_eq!(bad(bad_line, &a), Err(TileError::Input), "{field}");
+        }
         assert_eq!(
             bad(
                 PoolLine {
-                    a_pixel_stride: usize::MAX,
+                    c_line_stride: usize::MAX,
                     ..line
                 },
                 &a
             ),
-            Err(TileError::Input)
+            Err(TileError::Output)
         );
         if token.isa() != KernelIsa::Scalar {
             let scalar = IsaToken::new(KernelIsa::Scalar).unwrap();

@@ -321,42 +321,34 @@ impl MaxPool2d {
         // output rows reads each input row from L2 once instead of once per window row.
         let group = (L1_WINDOW_BYTES / (self.desc.kernel * src.shape.w * 4).max(1) / 16 * 16)
             .clamp(16, channels.max(16));
+        let pad = self.desc.padding;
         for g0 in (0..channels).step_by(group) {
+            // Each run of output rows with the same valid window rows is one stack of whole
+            // rows; the kernel skips the padding columns at both ends of each row.
             self.window
-                .for_each_rect(src.shape, (oh, ow), rows.clone(), |rect| {
-                    for line in rect.lines(s) {
-                        let (iy, ix) = line.origin;
-                        let c_step = if line.along_x {
-                            dest.pixel_stride
-                        } else {
-                            ow * dest.pixel_stride
-                        };
-                        let pool_line = PoolLine {
-                            pixels: line.len,
-                            channels: group.min(channels - g0),
-                            a_offset: src.offset
-                                + ((rect.n * src.shape.h + iy - first_row) * src.shape.w + ix)
-                                    * in_ps
-                                + g0,
-                            a_pixel_stride: if line.along_x {
-                                s.saturating_mul(in_ps)
-                            } else {
-                                s.saturating_mul(in_row)
-                            },
-                            window_rows: rect.ky.1 - rect.ky.0,
-                            window_cols: rect.kx.1 - rect.kx.0,
-                            a_row_stride: in_row,
-                            a_col_stride: in_ps,
-                            c_offset: ((rect.n * oh + line.y) * ow + line.x - dest.first_pixel)
-                                * dest.pixel_stride
-                                + dest.channel_offset
-                                + g0,
-                            c_pixel_stride: c_step,
-                        };
-                        run_pool_line(self.kernel, &pool_line, src.data, c, self.token)
-                            .map_err(|e| tile_error("maxpool", e))?;
-                    }
-                    Ok(())
+                .for_each_row_run(src.shape, oh, rows.clone(), |n, y0, y1, ky| {
+                    let iy = y0 * s + ky.0 - pad.top;
+                    let stack = PoolLine {
+                        lines: y1 - y0,
+                        pixels: ow,
+                        channels: group.min(channels - g0),
+                        a_offset: src.offset + (n * src.shape.h + iy - first_row) * in_row + g0,
+                        a_line_stride: s.saturating_mul(in_row),
+                        window_rows: ky.1 - ky.0,
+                        window_cols: self.desc.kernel,
+                        a_row_stride: in_row,
+                        a_col_stride: in_ps,
+                        col_step: s,
+                        pad_left: pad.left,
+                        in_cols: src.shape.w,
+                        c_offset: ((n * oh + y0) * ow - dest.first_pixel) * dest.pixel_stride
+                            + dest.channel_offset
+                            + g0,
+                        c_pixel_stride: dest.pixel_stride,
+                        c_line_stride: ow * dest.pixel_stride,
+                    };
+                    run_pool_line(self.kernel, &stack, src.data, c, self.token)
+                        .map_err(|e| tile_error("maxpool", e))
                 })?;
         }
         Ok(())

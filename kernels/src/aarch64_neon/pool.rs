@@ -7,15 +7,17 @@
 //! Each block takes one of two paths:
 //!
 //! * **Sliding**, for the common pools: windows 2 or 3 columns wide moving one column per
-//!   output pixel (`a_pixel_stride == a_col_stride`), or 3 wide moving two columns. The maximum
+//!   output pixel (`col_step == 1`), or 3 wide moving two columns. The maximum
 //!   over the window rows of every input column of the line is computed once, and the last
 //!   `COLS` column maxima stay in registers; each output pixel loads only its new columns and
 //!   takes the max of the ring. A 3x3 stride-1 line reads each input element once (3 loads and
 //!   4 maxes per output vector instead of 9 loads and 8 maxes).
-//! * **General**: every window row and column of every output pixel, any shape.
+//!   Padding columns enter the ring as -inf, which never beats a valid element, so a padded
+//!   row (the left and right edges of a "same" pool) slides from end to end.
+//! * **General**: every valid window row and column of every output pixel, any shape.
 //!
-//! A line running down a column (the left and right edges of a padded pool) slides too, with
-//! rows and columns swapped.
+//! A block runs every line of the stack before the next block: its window rows (3 rows of 28
+//! pixels of 64 channels for the Inception pool: 21 KB) stay in L1 from one line to the next.
 //!
 //! NaN: `fmax` returns NaN when either operand is NaN, so NaN propagates with no extra work.
 
@@ -132,8 +134,8 @@ unsafe fn store<const V: usize, const TAIL: bool>(
     }
 }
 
-/// Channels `ch .. ch + V*4` of the whole line, the last vector limited to `part` lanes if
-/// `TAIL`.
+/// Channels `ch .. ch + V*4` of every line of the stack, the last vector limited to `part`
+/// lanes if `TAIL`. Lines inner: a block's window rows stay in L1 from one line to the next.
 ///
 /// # Safety
 /// The [`crate::pool::PoolKernel`] contract, NEON, every channel named above below `channels`,
@@ -141,20 +143,13 @@ unsafe fn store<const V: usize, const TAIL: bool>(
 #[target_feature(enable = "neon")]
 #[inline]
 unsafe fn block<const V: usize, const TAIL: bool>(args: &PoolLineArgs, ch: usize, part: usize) {
-    // A line running down a column (the window moving by whole rows) slides the same way with
-    // rows and columns swapped: the max over a rectangle does not depend on the order.
-    let transposed = PoolLineArgs {
-        window_rows: args.window_cols,
-        window_cols: args.window_rows,
-        a_row_stride: args.a_col_stride,
-        a_col_stride: args.a_row_stride,
-        ..*args
-    };
-    // SAFETY (all three): same contract; `transposed` names the same elements.
-    unsafe {
-        if !try_sliding::<V, TAIL>(args, ch, part) && !try_sliding::<V, TAIL>(&transposed, ch, part)
-        {
-            general::<V, TAIL>(args, ch, part);
+    for l in 0..args.lines {
+        // SAFETY: l < lines; then the same contract for one line.
+        unsafe {
+            let line = args.line(l);
+            if !try_sliding::<V, TAIL>(&line, ch, part) {
+                general::<V, TAIL>(&line, ch, part);
+            }
         }
     }
 }
@@ -162,7 +157,7 @@ unsafe fn block<const V: usize, const TAIL: bool>(args: &PoolLineArgs, ch: usize
 /// The sliding path, if the line has one of its shapes; returns whether it ran.
 ///
 /// # Safety
-/// As [`block`].
+/// As [`block`], for one line.
 #[target_feature(enable = "neon")]
 #[inline]
 unsafe fn try_sliding<const V: usize, const TAIL: bool>(
@@ -170,23 +165,17 @@ unsafe fn try_sliding<const V: usize, const TAIL: bool>(
     ch: usize,
     part: usize,
 ) -> bool {
-    let col = args.a_col_stride;
     if args.pixels < 2 {
         return false;
     }
     // SAFETY (every call): same contract; the window is COLS columns wide and moves by STEP
     // columns per output pixel, as `sliding` requires.
     unsafe {
-        if args.a_pixel_stride == col {
-            match args.window_cols {
-                2 => sliding::<V, TAIL, 2, 1>(args, ch, part),
-                3 => sliding::<V, TAIL, 3, 1>(args, ch, part),
-                _ => return false,
-            }
-        } else if col.checked_mul(2) == Some(args.a_pixel_stride) && args.window_cols == 3 {
-            sliding::<V, TAIL, 3, 2>(args, ch, part)
-        } else {
-            return false;
+        match (args.window_cols, args.col_step) {
+            (2, 1) => sliding::<V, TAIL, 2, 1>(args, ch, part),
+            (3, 1) => sliding::<V, TAIL, 3, 1>(args, ch, part),
+            (3, 2) => sliding::<V, TAIL, 3, 2>(args, ch, part),
+            _ => return false,
         }
     }
     true
@@ -235,10 +224,11 @@ unsafe fn column_max<const V: usize, const TAIL: bool>(
     m
 }
 
-/// The sliding path: `COLS`-column windows moving `STEP` columns per output pixel.
+/// The sliding path: `COLS`-column windows moving `STEP` columns per output pixel, padding
+/// columns as -inf (which never beats a valid element: the max is unchanged).
 ///
 /// # Safety
-/// As [`block`], plus `a_pixel_stride == STEP * a_col_stride` and `window_cols == COLS >= STEP`.
+/// As [`block`] for one line, plus `col_step == STEP` and `window_cols == COLS >= STEP`.
 #[target_feature(enable = "neon")]
 #[inline]
 unsafe fn sliding<const V: usize, const TAIL: bool, const COLS: usize, const STEP: usize>(
@@ -252,26 +242,32 @@ unsafe fn sliding<const V: usize, const TAIL: bool, const COLS: usize, const STE
         window_rows,
         a_row_stride,
         a_col_stride,
+        pad_left,
+        in_cols,
         c,
         c_pixel_stride,
         ..
     } = *args;
-    // Input column j (j < (pixels-1)*STEP + COLS) starts at `a + j*a_col_stride`: pixel i's
-    // window covers columns i*STEP .. i*STEP + COLS, all readable by the contract.
+    let padding = [vdupq_n_f32(f32::NEG_INFINITY); V];
+    // Window column k of pixel i is input column i*STEP + k - pad_left; `column(i*STEP + k)`
+    // is its maximum over the window rows, or -inf for a padding column.
     let column = |j: usize| {
-        // SAFETY: column j is one of those above; the vectors from channel ch are readable as
-        // `load` reads them (see `block`).
+        if j < pad_left || j - pad_left >= in_cols {
+            return padding;
+        }
+        // SAFETY: column j - pad_left exists and lies in some pixel's window (the contract);
+        // the vectors from channel ch are readable as `load` reads them (see `block`).
         unsafe {
             column_max::<V, TAIL>(
-                a.add(j * a_col_stride + ch),
+                a.add((j - pad_left) * a_col_stride + ch),
                 window_rows,
                 a_row_stride,
                 part,
             )
         }
     };
-    // ring[k] holds column i*STEP + k while output pixel i is computed.
-    let mut ring = [[vdupq_n_f32(0.0); V]; COLS];
+    // ring[k] holds window column k of pixel i while pixel i is computed.
+    let mut ring = [padding; COLS];
     for k in STEP..COLS {
         ring[k] = column(k - STEP);
     }
@@ -293,34 +289,35 @@ unsafe fn sliding<const V: usize, const TAIL: bool, const COLS: usize, const STE
     }
 }
 
-/// The general path: every window row and column of every output pixel.
+/// The general path: every valid window row and column of every output pixel.
 ///
 /// # Safety
-/// As [`block`].
+/// As [`block`], for one line.
 #[target_feature(enable = "neon")]
 #[inline]
 unsafe fn general<const V: usize, const TAIL: bool>(args: &PoolLineArgs, ch: usize, part: usize) {
     let PoolLineArgs {
         pixels,
         a,
-        a_pixel_stride,
         window_rows,
-        window_cols,
         a_row_stride,
         a_col_stride,
+        col_step,
+        pad_left,
         c,
         c_pixel_stride,
         ..
     } = *args;
     for i in 0..pixels {
-        // SAFETY: column q < window_cols of pixel i's window, from channel ch: readable as
-        // `load` reads it (see `block`).
+        let (lo, hi) = args.valid_cols(i);
+        // SAFETY: valid window column q (lo <= q < hi) of pixel i, from channel ch: readable
+        // as `load` reads it (see `block`); its input column is not negative as q >= lo.
         let column = |q: usize| unsafe {
-            let p = a.add(i * a_pixel_stride + q * a_col_stride + ch);
+            let p = a.add((i * col_step + q - pad_left) * a_col_stride + ch);
             column_max::<V, TAIL>(p, window_rows, a_row_stride, part)
         };
-        let mut acc = column(0);
-        for q in 1..window_cols {
+        let mut acc = column(lo);
+        for q in lo + 1..hi {
             let m = column(q);
             for v in 0..V {
                 acc[v] = vmaxq_f32(acc[v], m[v]);

@@ -9,15 +9,17 @@
 //! Each block takes one of two paths:
 //!
 //! * **Sliding**, for the common pools: windows 2 or 3 columns wide moving one column per
-//!   output pixel (`a_pixel_stride == a_col_stride`), or 3 wide moving two columns. The maximum
+//!   output pixel (`col_step == 1`), or 3 wide moving two columns. The maximum
 //!   over the window rows of every input column of the line is computed once, and the last
 //!   `COLS` column maxima stay in registers; each output pixel loads only its new columns and
 //!   takes the max of the ring. A 3x3 stride-1 line reads each input element once (3 loads and
 //!   4 maxes per output vector instead of 9 loads and 8 maxes).
-//! * **General**: every window row and column of every output pixel, any shape.
+//!   Padding columns enter the ring as -inf, which never beats a valid element, so a padded
+//!   row (the left and right edges of a "same" pool) slides from end to end.
+//! * **General**: every valid window row and column of every output pixel, any shape.
 //!
-//! A line running down a column (the left and right edges of a padded pool) slides too, with
-//! rows and columns swapped.
+//! A block runs every line of the stack before the next block: its window rows (3 rows of 28
+//! pixels of 64 channels for the Inception pool: 21 KB) stay in L1 from one line to the next.
 //!
 //! NaN: `vmaxps` returns its second operand when either is NaN, so NaNs are tracked apart: an
 //! unordered compare of each pair of loaded vectors (one compare covers two loads) ORed into a
@@ -124,7 +126,8 @@ unsafe fn store<const V: usize, const TAIL: bool>(p: *mut f32, v: usize, mask: _
     }
 }
 
-/// Channels `ch .. ch + V*8` of the whole line, the last vector limited to `mask` if `TAIL`.
+/// Channels `ch .. ch + V*8` of every line of the stack, the last vector limited to `mask` if
+/// `TAIL`. Lines inner: a block's window rows stay in L1 from one line to the next.
 ///
 /// # Safety
 /// The [`crate::pool::PoolKernel`] contract, AVX2, and every channel named above (lanes of
@@ -132,23 +135,14 @@ unsafe fn store<const V: usize, const TAIL: bool>(p: *mut f32, v: usize, mask: _
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn block<const V: usize, const TAIL: bool>(args: &PoolLineArgs, ch: usize, mask: __m256i) {
-    // A line running down a column (the window moving by whole rows) slides the same way with
-    // rows and columns swapped: the max over a rectangle does not depend on the order.
-    let transposed = PoolLineArgs {
-        window_rows: args.window_cols,
-        window_cols: args.window_rows,
-        a_row_stride: args.a_col_stride,
-        a_col_stride: args.a_row_stride,
-        ..*args
-    };
-    // SAFETY (both): same contract; `transposed` names the same elements.
-    let mut clean = unsafe { try_sliding::<V, TAIL>(args, ch, mask) };
-    if clean.is_none() {
-        clean = unsafe { try_sliding::<V, TAIL>(&transposed, ch, mask) };
-    }
-    if clean != Some(true) {
-        // SAFETY: same contract.
-        unsafe { general::<V, TAIL>(args, ch, mask) };
+    for l in 0..args.lines {
+        // SAFETY: l < lines; then the same contract for one line.
+        unsafe {
+            let line = args.line(l);
+            if try_sliding::<V, TAIL>(&line, ch, mask) != Some(true) {
+                general::<V, TAIL>(&line, ch, mask);
+            }
+        }
     }
 }
 
@@ -156,7 +150,7 @@ unsafe fn block<const V: usize, const TAIL: bool>(args: &PoolLineArgs, ch: usize
 /// was NaN-free (`Some(false)` leaves the outputs unspecified).
 ///
 /// # Safety
-/// As [`block`].
+/// As [`block`], for one line.
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn try_sliding<const V: usize, const TAIL: bool>(
@@ -164,23 +158,17 @@ unsafe fn try_sliding<const V: usize, const TAIL: bool>(
     ch: usize,
     mask: __m256i,
 ) -> Option<bool> {
-    let col = args.a_col_stride;
     if args.pixels < 2 {
         return None;
     }
     // SAFETY (every call): same contract; the window is COLS columns wide and moves by STEP
     // columns per output pixel, as `sliding` requires.
     unsafe {
-        if args.a_pixel_stride == col {
-            match args.window_cols {
-                2 => Some(sliding::<V, TAIL, 2, 1>(args, ch, mask)),
-                3 => Some(sliding::<V, TAIL, 3, 1>(args, ch, mask)),
-                _ => None,
-            }
-        } else if col.checked_mul(2) == Some(args.a_pixel_stride) && args.window_cols == 3 {
-            Some(sliding::<V, TAIL, 3, 2>(args, ch, mask))
-        } else {
-            None
+        match (args.window_cols, args.col_step) {
+            (2, 1) => Some(sliding::<V, TAIL, 2, 1>(args, ch, mask)),
+            (3, 1) => Some(sliding::<V, TAIL, 3, 1>(args, ch, mask)),
+            (3, 2) => Some(sliding::<V, TAIL, 3, 2>(args, ch, mask)),
+            _ => None,
         }
     }
 }
@@ -240,11 +228,12 @@ unsafe fn column_max<const V: usize, const TAIL: bool>(
     m
 }
 
-/// The sliding path: `COLS`-column windows moving `STEP` columns per output pixel. Returns
-/// `false`, leaving the outputs unspecified, if any loaded value was NaN.
+/// The sliding path: `COLS`-column windows moving `STEP` columns per output pixel, padding
+/// columns as -inf (which never beats a valid element: the max is unchanged). Returns `false`,
+/// leaving the outputs unspecified, if any loaded value was NaN.
 ///
 /// # Safety
-/// As [`block`], plus `a_pixel_stride == STEP * a_col_stride` and `window_cols == COLS >= STEP`.
+/// As [`block`] for one line, plus `col_step == STEP` and `window_cols == COLS >= STEP`.
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn sliding<const V: usize, const TAIL: bool, const COLS: usize, const STEP: usize>(
@@ -258,24 +247,30 @@ unsafe fn sliding<const V: usize, const TAIL: bool, const COLS: usize, const STE
         window_rows,
         a_row_stride,
         a_col_stride,
+        pad_left,
+        in_cols,
         c,
         c_pixel_stride,
         ..
     } = *args;
     // Lanes that saw a NaN, per vector (masked-off lanes load as 0.0, so they stay clear).
     let mut nan = [_mm256_setzero_ps(); V];
-    // Input column j (j < (pixels-1)*STEP + COLS) starts at `a + j*a_col_stride`: pixel i's
-    // window covers columns i*STEP .. i*STEP + COLS, all readable by the contract.
+    let padding = [_mm256_set1_ps(f32::NEG_INFINITY); V];
+    // Window column k of pixel i is input column i*STEP + k - pad_left; `column(i*STEP + k)`
+    // is its maximum over the window rows, or -inf for a padding column.
     let column = |j: usize, nan: &mut [__m256; V]| {
-        // SAFETY: column j is one of those above; the vectors from channel ch are readable as
-        // `load` reads them (see `block`).
+        if j < pad_left || j - pad_left >= in_cols {
+            return padding;
+        }
+        // SAFETY: column j - pad_left exists and lies in some pixel's window (the contract);
+        // the vectors from channel ch are readable as `load` reads them (see `block`).
         unsafe {
-            let p = a.add(j * a_col_stride + ch);
+            let p = a.add((j - pad_left) * a_col_stride + ch);
             column_max::<V, TAIL>(p, window_rows, a_row_stride, mask, nan)
         }
     };
-    // ring[k] holds column i*STEP + k while output pixel i is computed.
-    let mut ring = [[_mm256_setzero_ps(); V]; COLS];
+    // ring[k] holds window column k of pixel i while pixel i is computed.
+    let mut ring = [padding; COLS];
     for k in STEP..COLS {
         ring[k] = column(k - STEP, &mut nan);
     }
@@ -301,35 +296,36 @@ unsafe fn sliding<const V: usize, const TAIL: bool, const COLS: usize, const STE
     _mm256_testz_ps(any, any) != 0
 }
 
-/// The general path: every window row and column of every output pixel, NaN exact.
+/// The general path: every valid window row and column of every output pixel, NaN exact.
 ///
 /// # Safety
-/// As [`block`].
+/// As [`block`], for one line.
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn general<const V: usize, const TAIL: bool>(args: &PoolLineArgs, ch: usize, mask: __m256i) {
     let PoolLineArgs {
         pixels,
         a,
-        a_pixel_stride,
         window_rows,
-        window_cols,
         a_row_stride,
         a_col_stride,
+        col_step,
+        pad_left,
         c,
         c_pixel_stride,
         ..
     } = *args;
     for i in 0..pixels {
+        let (lo, hi) = args.valid_cols(i);
         let mut nan = [_mm256_setzero_ps(); V];
-        // SAFETY: column q < window_cols of pixel i's window, from channel ch: readable as
-        // `load` reads it (see `block`).
+        // SAFETY: valid window column q (lo <= q < hi) of pixel i, from channel ch: readable
+        // as `load` reads it (see `block`); its input column is not negative as q >= lo.
         let column = |q: usize, nan: &mut [__m256; V]| unsafe {
-            let p = a.add(i * a_pixel_stride + q * a_col_stride + ch);
+            let p = a.add((i * col_step + q - pad_left) * a_col_stride + ch);
             column_max::<V, TAIL>(p, window_rows, a_row_stride, mask, nan)
         };
-        let mut acc = column(0, &mut nan);
-        for q in 1..window_cols {
+        let mut acc = column(lo, &mut nan);
+        for q in lo + 1..hi {
             let m = column(q, &mut nan);
             for v in 0..V {
                 acc[v] = _mm256_max_ps(acc[v], m[v]);
