@@ -87,21 +87,31 @@ impl PoolLineArgs {
     /// `l < lines`; the pointers then stay inside the stack's allocations.
     #[inline]
     pub unsafe fn line(&self, l: usize) -> PoolLineArgs {
+        // SAFETY: line l's first input and output elements lie inside the stack's allocations
+        // (the caller's `l < lines` and the kernel contract).
+        let (a, c) = unsafe {
+            (
+                self.a.add(l * self.a_line_stride),
+                self.c.add(l * self.c_line_stride),
+            )
+        };
         PoolLineArgs {
             lines: 1,
-            // SAFETY: line l's input and output start inside the allocations (caller).
-            a: unsafe { self.a.add(l * self.a_line_stride) },
-            c: unsafe { self.c.add(l * self.c_line_stride) },
+            a,
+            c,
             ..*self
         }
     }
 
-    /// The window columns `lo..hi` of output pixel `i` that lie inside `0..in_cols`.
+    /// The window columns `lo..hi` of output pixel `i` that lie inside `0..in_cols` (empty,
+    /// `lo >= hi`, for a window wholly in the padding, which the contract excludes).
     #[inline]
     pub fn valid_cols(&self, i: usize) -> (usize, usize) {
-        let start = i * self.col_step;
+        let start = i.saturating_mul(self.col_step);
         let lo = self.pad_left.saturating_sub(start);
-        let hi = (self.in_cols + self.pad_left - start).min(self.window_cols);
+        let hi = (self.in_cols.saturating_add(self.pad_left))
+            .saturating_sub(start)
+            .min(self.window_cols);
         (lo, hi)
     }
 }

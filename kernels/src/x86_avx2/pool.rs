@@ -18,8 +18,9 @@
 //!   row (the left and right edges of a "same" pool) slides from end to end.
 //! * **General**: every valid window row and column of every output pixel, any shape.
 //!
-//! A block runs every line of the stack before the next block: its window rows (3 rows of 28
-//! pixels of 64 channels for the Inception pool: 21 KB) stay in L1 from one line to the next.
+//! A block runs every line of the stack before the next block, so its window rows stay in L1
+//! from one line to the next (the operator passes channel groups whose window rows fit in L1:
+//! 64 channels, 21 KB for the three rows of the 28-pixel Inception pool).
 //!
 //! NaN: `vmaxps` returns its second operand when either is NaN, so NaNs are tracked apart: an
 //! unordered compare of each pair of loaded vectors (one compare covers two loads) ORed into a
