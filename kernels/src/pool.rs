@@ -267,13 +267,16 @@ pub fn run_pool_line(
         return Err(TileError::TileSize);
     }
     // The last pixel's window must start before the last column.
-    let last_start = (line.pixels - 1).checked_mul(line.col_step);
-    if !matches!(last_start, Some(x) if x < line.in_cols.saturating_add(line.pad_left)) {
-        return Err(TileError::TileSize);
-    }
-    // The last column any window reaches (no overflow: last_start < in_cols + pad_left).
-    let last_col = (line.in_cols - 1)
-        .min((last_start.unwrap_or(0) + line.window_cols - 1).saturating_sub(line.pad_left));
+    let last_start = (line.pixels - 1)
+        .checked_mul(line.col_step)
+        .filter(|&x| x < line.in_cols.saturating_add(line.pad_left))
+        .ok_or(TileError::TileSize)?;
+    // The last column any window reaches (saturating: a window may be far wider than the row).
+    let last_col = (line.in_cols - 1).min(
+        last_start
+            .saturating_add(line.window_cols - 1)
+            .saturating_sub(line.pad_left),
+    );
     let span = |count: usize, stride: usize| (count - 1).checked_mul(stride);
     let a_end = [
         span(line.lines, line.a_line_stride),

@@ -563,6 +563,7 @@ impl Conv2d {
         let granule = if self.engine.is_winograd() { 4 } else { 1 };
         let chunk_rows = chunk_rows(par, oshape.n, rows_total, granule, macs);
         // Each task reads every weight when threads share an image: see `REPLICA_MAX_BYTES`.
+        let shared_image = threads_share_images(par, oshape.n);
         let (in_ps, out_ps) = (input.pixel_stride(), output.pixel_stride());
         let source = Source {
             data: input.data(),
@@ -582,8 +583,16 @@ impl Conv2d {
                     pixel_stride: out_ps,
                     channel_offset: 0,
                 };
-                self.engine_for_thread(threads_share_images(par, oshape.n))
-                    .run_rows("conv2d", &self.window, &source, 0, (oh, ow), rows, c, &dest)
+                self.engine_for_thread(shared_image).run_rows(
+                    "conv2d",
+                    &self.window,
+                    &source,
+                    0,
+                    (oh, ow),
+                    rows,
+                    c,
+                    &dest,
+                )
             },
         )
     }
