@@ -1068,6 +1068,23 @@ fn bench_json_lines_have_every_key() {
     ]);
     let (workload, _) = check_bench_line(stdout.trim());
     assert_eq!(workload, "conv:14,14,16,16,3,1,1+winograd");
+    // ... but not on workloads they cannot change (a 1x1 has one algorithm).
+    for (workload_args, name) in [
+        (["--workload", "conv1x1"], "conv1x1"),
+        (["--conv", "7,7,8,8,1"], "conv:7,7,8,8,1,1,0"),
+    ] {
+        let mut args = vec![
+            "bench",
+            "--algorithm",
+            "winograd",
+            "--seconds",
+            "0.02",
+            "--json",
+        ];
+        args.extend(workload_args);
+        let (workload, _) = check_bench_line(ok(&args).trim());
+        assert_eq!(workload, name);
+    }
 
     // The table has a peak column.
     let table = ok(&[

@@ -243,7 +243,12 @@ pub fn measure(
     };
     result.map_err(|e| e.to_string())?;
     Ok(Row {
-        workload: spec.label() + &variant(options),
+        // Only workloads with a KxK convolution say which algorithm ran.
+        workload: if spec.has_conv_algorithm() {
+            spec.label() + &variant(options)
+        } else {
+            spec.label()
+        },
         batch,
         threads,
         isa: prepared.isa,

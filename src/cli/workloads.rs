@@ -95,6 +95,18 @@ impl Spec {
             })
     }
 
+    /// Whether `--algorithm` and `--accuracy` can change what this workload runs: it contains a
+    /// KxK convolution (a custom 1x1 runs as `Conv1x1`, which has one algorithm).
+    pub fn has_conv_algorithm(&self) -> bool {
+        match self {
+            Spec::Named(n) => !matches!(
+                *n,
+                "conv1x1" | "maxpool" | "pool-proj" | "pool-proj-unfused"
+            ),
+            Spec::Conv(c) => !(c.k == 1 && c.stride == 1 && c.pad == 0),
+        }
+    }
+
     pub fn label(&self) -> String {
         match self {
             Spec::Named(n) => n.to_string(),
