@@ -1,4 +1,4 @@
-//! The `incept` command: a demo by default, plus `info`, `cost` and `bench`.
+//! The `incept` command: a demo by default, plus `info`, `cost`, `bench` and `layer`.
 
 mod cli;
 

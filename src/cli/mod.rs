@@ -26,7 +26,7 @@ const USAGE: &str = "\
 usage: incept [COMMAND]
 
 commands:
-  (none)          run the demo: the 1x1 branch of GoogLeNet inception 3a, checked against the reference
+  (none)          run the demo: GoogLeNet inception 3a branch by branch, timed, checked against the reference
   info            this CPU's ISAs, the chosen one and the cap
   cost            the multiply table of a module, with and without its 1x1 reductions
                     [--h --w --c --c1x1 --c3x3-reduce --c3x3 --c5x5-reduce --c5x5 --pool-proj] (default: 3a)

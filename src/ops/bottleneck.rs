@@ -163,7 +163,7 @@ pub struct BottleneckWeights<'a> {
 pub struct Bottleneck {
     desc: BottleneckDesc,
     reduce: ConvCore,
-    /// Direct or Winograd (a 3x3 stride 1, as the options choose).
+    /// Direct or Winograd (a 3x3 or 5x5 stride 1, as the options choose).
     conv: Engine,
     window: Window,
 }

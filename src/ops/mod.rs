@@ -120,7 +120,7 @@ pub struct OpOptions {
     /// the best the process-wide cap allows. An ISA this CPU lacks makes the constructor fail
     /// with [`ErrorKind::UnsupportedIsa`].
     pub max_isa: Option<Isa>,
-    /// How 3x3 stride-1 convolutions are computed (also inside the fused operators).
+    /// How 3x3 and 5x5 stride-1 convolutions are computed (also inside the fused operators).
     pub algorithm: ConvAlgorithm,
     /// The accuracy policy [`ConvAlgorithm::Auto`] follows.
     pub accuracy: Accuracy,
