@@ -20,7 +20,7 @@ use std::sync::{Arc, OnceLock};
 
 use incept_kernels::{Tap, TapSet};
 
-use super::window::{Padding, Window};
+use super::window::{Axis, Padding, Window};
 use super::winograd::Winograd;
 use super::{use_winograd, ConvCore, Epilogue, OpOptions};
 #[cfg(doc)]
@@ -171,7 +171,8 @@ impl Engine {
         epilogue: Epilogue,
         options: OpOptions,
     ) -> crate::Result<Self> {
-        let (k, s, p) = (window.kernel, window.stride, window.padding);
+        // Convolution windows are square (`Conv2dDesc`).
+        let (k, s, p) = (window.kernel[0], window.stride[0], window.padding);
         if let Some(variant) = use_winograd(op, options, (k, s), (in_channels, out_channels))? {
             let winograd = Winograd::new(
                 op,
@@ -493,10 +494,10 @@ impl Conv2d {
     /// ```
     pub fn macs(&self, input: Nhwc) -> Result<u64> {
         let out = self.output_shape(input)?;
-        let (win, p) = (self.window, self.desc.padding);
+        let win = self.window;
         let taps = win
-            .valid_taps(out.h, p.top, input.h)
-            .saturating_mul(win.valid_taps(out.w, p.left, input.w));
+            .valid_taps(Axis::Rows, out.h, input.h)
+            .saturating_mul(win.valid_taps(Axis::Cols, out.w, input.w));
         // Saturating: a count past u64 is reported as u64::MAX.
         Ok([out.n, self.desc.in_channels, self.desc.out_channels]
             .iter()
@@ -633,7 +634,7 @@ pub(crate) fn conv_rows(
     if window.rows_as_lines(core.kernel.max_skip) {
         return conv_row_lines(core, window, src, first_row, (oh, ow), rows, c, dest);
     }
-    let (k, s) = (window.kernel, window.stride);
+    let ([_, k], [stride_y, stride_x]) = (window.kernel, window.stride);
     let in_ps = src.pixel_stride;
     let in_row = src.shape.w * in_ps;
     let nr = core.kernel.nr;
@@ -656,7 +657,7 @@ pub(crate) fn conv_rows(
                 }
             }
             let taps = TapSet::new(&tap_buf[..count]);
-            for line in rect.lines(s) {
+            for line in rect.lines(window.stride) {
                 let (iy, ix) = line.origin;
                 let a0 = src.offset
                     + ((rect.n * src.shape.h + iy - first_row) * src.shape.w + ix) * in_ps;
@@ -664,9 +665,9 @@ pub(crate) fn conv_rows(
                     * dest.pixel_stride
                     + dest.channel_offset;
                 let (a_step, c_step) = if line.along_x {
-                    (s.saturating_mul(in_ps), dest.pixel_stride)
+                    (stride_x.saturating_mul(in_ps), dest.pixel_stride)
                 } else {
-                    (s.saturating_mul(in_row), ow * dest.pixel_stride)
+                    (stride_y.saturating_mul(in_row), ow * dest.pixel_stride)
                 };
                 core.run_line(
                     "conv2d",
@@ -704,7 +705,7 @@ fn conv_row_lines(
     c: &mut [f32],
     dest: &Dest,
 ) -> Result<()> {
-    let (k, pad) = (window.kernel, window.padding);
+    let ([_, k], pad) = (window.kernel, window.padding);
     let (in_ps, in_w) = (src.pixel_stride, src.shape.w);
     let in_row = in_w * in_ps;
     let (nr, cin, mr) = (core.kernel.nr, core.in_channels, core.kernel.mr);

@@ -73,16 +73,20 @@ impl Padding {
     }
 }
 
-/// A square window with one stride and per-side padding, validated.
+/// A window (rows x columns) with a stride per axis and per-side padding, validated.
+/// Convolutions use square ones ([`Window::new`]), the max-pool any ([`Window::new_rect`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Window {
-    pub(crate) kernel: usize,
-    pub(crate) stride: usize,
+    /// Window rows and columns.
+    pub(crate) kernel: [usize; 2],
+    /// Stride down the rows and along the columns.
+    pub(crate) stride: [usize; 2],
     pub(crate) padding: Padding,
 }
 
 impl Window {
-    /// Checks `1 <= kernel <= max_kernel`, `stride >= 1` and every padding `< kernel`.
+    /// A square window: checks `1 <= kernel <= max_kernel`, `stride >= 1` and every padding
+    /// `< kernel`.
     pub(crate) fn new(
         op: &str,
         kernel: usize,
@@ -90,24 +94,53 @@ impl Window {
         padding: Padding,
         max_kernel: usize,
     ) -> Result<Self> {
-        if kernel == 0 || kernel > max_kernel {
-            return Err(invalid(format!(
-                "{op} kernel {kernel} must be in 1..={max_kernel}"
-            )));
+        Self::new_rect(op, [kernel; 2], [stride; 2], padding, max_kernel)
+    }
+
+    /// A `kernel[0] x kernel[1]` window moving `stride[0]` rows and `stride[1]` columns: checks
+    /// each side in `1..=max_kernel`, each stride `>= 1`, and the top and bottom padding below
+    /// the window's height, the left and right below its width. Messages name a square
+    /// window's side "kernel", a rectangle's "kernel height" or "kernel width".
+    pub(crate) fn new_rect(
+        op: &str,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: Padding,
+        max_kernel: usize,
+    ) -> Result<Self> {
+        let square = kernel[0] == kernel[1] && stride[0] == stride[1];
+        let [side_h, side_w] = if square {
+            ["kernel", "kernel"]
+        } else {
+            ["kernel height", "kernel width"]
+        };
+        for (name, k) in [(side_h, kernel[0]), (side_w, kernel[1])] {
+            if k == 0 || k > max_kernel {
+                return Err(invalid(format!(
+                    "{op} {name} {k} must be in 1..={max_kernel}"
+                )));
+            }
         }
-        if stride == 0 {
-            return Err(invalid(format!("{op} stride is 0; it must be at least 1")));
+        let [stride_h, stride_w] = if square {
+            ["stride", "stride"]
+        } else {
+            ["vertical stride", "horizontal stride"]
+        };
+        for (name, s) in [(stride_h, stride[0]), (stride_w, stride[1])] {
+            if s == 0 {
+                return Err(invalid(format!("{op} {name} is 0; it must be at least 1")));
+            }
         }
         let p = padding;
-        for (side, pad) in [
-            ("top", p.top),
-            ("left", p.left),
-            ("bottom", p.bottom),
-            ("right", p.right),
+        for (side, pad, name, k) in [
+            ("top", p.top, side_h, kernel[0]),
+            ("left", p.left, side_w, kernel[1]),
+            ("bottom", p.bottom, side_h, kernel[0]),
+            ("right", p.right, side_w, kernel[1]),
         ] {
-            if pad >= kernel {
+            if pad >= k {
                 return Err(invalid(format!(
-                    "{op} {side} padding {pad} must be less than the kernel {kernel}"
+                    "{op} {side} padding {pad} must be less than the {name} {k}"
                 )));
             }
         }
@@ -120,7 +153,7 @@ impl Window {
 
     /// Output (height, width) for `input`, or an error if the padded input is smaller than the window.
     pub(crate) fn output_size(&self, op: &str, input: Nhwc) -> Result<(usize, usize)> {
-        let (k, p) = (self.kernel, self.padding);
+        let ([kh, kw], p) = (self.kernel, self.padding);
         let overflow = || crate::error::overflow(&format!("{op} padded input size"));
         let padded_h = input
             .h
@@ -132,51 +165,64 @@ impl Window {
             .checked_add(p.left)
             .and_then(|x| x.checked_add(p.right))
             .ok_or_else(overflow)?;
-        if padded_h < k || padded_w < k {
+        if padded_h < kh || padded_w < kw {
+            let window = if kh == kw {
+                format!("kernel {kh}")
+            } else {
+                format!("window {kh}x{kw}")
+            };
             return Err(invalid(format!(
-                "{op} kernel {k} is larger than the padded input {padded_h}x{padded_w} \
+                "{op} {window} is larger than the padded input {padded_h}x{padded_w} \
                  ({}x{} plus padding {}+{} rows, {}+{} columns)",
                 input.h, input.w, p.top, p.bottom, p.left, p.right
             )));
         }
         Ok((
-            (padded_h - k) / self.stride + 1,
-            (padded_w - k) / self.stride + 1,
+            (padded_h - kh) / self.stride[0] + 1,
+            (padded_w - kw) / self.stride[1] + 1,
         ))
     }
 
-    /// Valid taps `lo..hi` along one axis for output coordinate `o` on an axis of `size` inputs.
-    pub(crate) fn tap_range(&self, o: usize, pad: usize, size: usize) -> (usize, usize) {
-        let start = o.saturating_mul(self.stride); // input coordinate of tap 0, plus `pad`
+    /// The window along `axis`: its side, stride and leading padding.
+    fn along(&self, axis: Axis) -> (usize, usize, usize) {
+        match axis {
+            Axis::Rows => (self.kernel[0], self.stride[0], self.padding.top),
+            Axis::Cols => (self.kernel[1], self.stride[1], self.padding.left),
+        }
+    }
+
+    /// Valid taps `lo..hi` along `axis` for output coordinate `o` on an axis of `size` inputs.
+    pub(crate) fn tap_range(&self, axis: Axis, o: usize, size: usize) -> (usize, usize) {
+        let (kernel, stride, pad) = self.along(axis);
+        let start = o.saturating_mul(stride); // input coordinate of tap 0, plus `pad`
         (
             pad.saturating_sub(start),
-            self.kernel
-                .min(size.saturating_add(pad).saturating_sub(start)),
+            kernel.min(size.saturating_add(pad).saturating_sub(start)),
         )
     }
 
     /// Valid taps summed over all outputs of one axis (for counting the work actually done).
-    pub(crate) fn valid_taps(&self, outputs: usize, pad: usize, size: usize) -> u64 {
+    pub(crate) fn valid_taps(&self, axis: Axis, outputs: usize, size: usize) -> u64 {
+        let (kernel, stride, pad) = self.along(axis);
         // Outputs whose window is entirely valid form one run in the middle; only the (at most
         // ~kernel / stride) outputs on each side need counting one by one.
-        let first_full = pad.div_ceil(self.stride).min(outputs);
+        let first_full = pad.div_ceil(stride).min(outputs);
         let last_full = size
             .saturating_add(pad)
-            .checked_sub(self.kernel)
-            .map_or(0, |x| x / self.stride + 1)
+            .checked_sub(kernel)
+            .map_or(0, |x| x / stride + 1)
             .min(outputs);
         if first_full < last_full {
             let edges = (0..first_full).chain(last_full..outputs);
             let edge_taps: u64 = edges
-                .map(|o| self.tap_range(o, pad, size))
+                .map(|o| self.tap_range(axis, o, size))
                 .map(|(lo, hi)| (hi - lo) as u64)
                 .sum();
-            return edge_taps.saturating_add(
-                ((last_full - first_full) as u64).saturating_mul(self.kernel as u64),
-            );
+            return edge_taps
+                .saturating_add(((last_full - first_full) as u64).saturating_mul(kernel as u64));
         }
         (0..outputs)
-            .map(|o| self.tap_range(o, pad, size))
+            .map(|o| self.tap_range(axis, o, size))
             .map(|(lo, hi)| (hi - lo) as u64)
             .sum()
     }
@@ -186,10 +232,10 @@ impl Window {
     /// and no tap of a row clipped on both sides (`left + right <= kernel`).
     pub(crate) fn rows_as_lines(&self, max_skip: usize) -> bool {
         let p = self.padding;
-        self.stride == 1
+        self.stride[1] == 1
             && p.left <= max_skip
             && p.right <= max_skip
-            && p.left + p.right <= self.kernel
+            && p.left + p.right <= self.kernel[1]
     }
 
     /// Calls `f(n, y0, y1, ky)` for every run `y0..y1` of output rows of image `n` within `rows`
@@ -207,7 +253,7 @@ impl Window {
         for n in rows.start / out_h..=(rows.end - 1) / out_h {
             let ya = rows.start.max(n * out_h) - n * out_h;
             let yb = rows.end.min((n + 1) * out_h) - n * out_h;
-            for (y0, y1, ky) in runs(ya..yb, |y| self.tap_range(y, self.padding.top, input.h)) {
+            for (y0, y1, ky) in runs(ya..yb, |y| self.tap_range(Axis::Rows, y, input.h)) {
                 f(n, y0, y1, ky)?;
             }
         }
@@ -227,17 +273,15 @@ impl Window {
             return Ok(());
         }
         let (p, h, w) = (self.padding, input.h, input.w);
+        let [stride_y, stride_x] = self.stride;
         for n in rows.start / out_h..=(rows.end - 1) / out_h {
             let ya = rows.start.max(n * out_h) - n * out_h;
             let yb = rows.end.min((n + 1) * out_h) - n * out_h;
-            for (y0, y1, ky) in runs(ya..yb, |y| self.tap_range(y, p.top, h)) {
-                for (x0, x1, kx) in runs(0..out_w, |x| self.tap_range(x, p.left, w)) {
+            for (y0, y1, ky) in runs(ya..yb, |y| self.tap_range(Axis::Rows, y, h)) {
+                for (x0, x1, kx) in runs(0..out_w, |x| self.tap_range(Axis::Cols, x, w)) {
                     // Input coordinates of output (y, x)'s first valid tap: never negative.
                     let origin = |y: usize, x: usize| {
-                        (
-                            y * self.stride + ky.0 - p.top,
-                            x * self.stride + kx.0 - p.left,
-                        )
+                        (y * stride_y + ky.0 - p.top, x * stride_x + kx.0 - p.left)
                     };
                     f(&Rect {
                         n,
@@ -283,8 +327,9 @@ pub(crate) struct Line {
 }
 
 impl Rect {
-    /// The rectangle as lines: rows when it is at least as wide as tall, else columns.
-    pub(crate) fn lines(&self, stride: usize) -> impl Iterator<Item = Line> + '_ {
+    /// The rectangle as lines: rows when it is at least as wide as tall, else columns
+    /// (`stride`: the window's, rows then columns).
+    pub(crate) fn lines(&self, stride: [usize; 2]) -> impl Iterator<Item = Line> + '_ {
         let (h, w) = (self.y1 - self.y0, self.x1 - self.x0);
         let along_x = w >= h;
         let (count, len) = if along_x { (h, w) } else { (w, h) };
@@ -294,14 +339,21 @@ impl Rect {
                 y: self.y0 + dy,
                 x: self.x0 + dx,
                 origin: (
-                    self.origin_y0x0.0 + dy * stride,
-                    self.origin_y0x0.1 + dx * stride,
+                    self.origin_y0x0.0 + dy * stride[0],
+                    self.origin_y0x0.1 + dx * stride[1],
                 ),
                 len,
                 along_x,
             }
         })
     }
+}
+
+/// An axis of the output: rows (height) or columns (width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Axis {
+    Rows,
+    Cols,
 }
 
 /// Splits `range` into maximal runs with equal `key`: yields `(start, end, key)`.
