@@ -60,9 +60,10 @@ fn conv(c: &mut Criterion, k: usize, cin: usize, cout: usize) {
     ));
     for &isa in isa::available() {
         let options = OpOptions::with_max_isa(Some(isa));
+        // Boxed: a `Conv2d` is several times the size of a `Conv1x1`.
         enum Op {
             Pointwise(Conv1x1),
-            Direct(Conv2d),
+            Direct(Box<Conv2d>),
         }
         let op = if k == 1 {
             Op::Pointwise(
@@ -71,7 +72,9 @@ fn conv(c: &mut Criterion, k: usize, cin: usize, cout: usize) {
             )
         } else {
             let desc = Conv2dDesc::same(cin, cout, k, Epilogue::Relu);
-            Op::Direct(Conv2d::with_options(&desc, &weights, Some(&bias), options).unwrap())
+            Op::Direct(Box::new(
+                Conv2d::with_options(&desc, &weights, Some(&bias), options).unwrap(),
+            ))
         };
         let mut out = workloads::zeros(out_shape.element_count().unwrap());
         let view = TensorView::new(&input, in_shape).unwrap();
