@@ -398,19 +398,27 @@ typedef struct incept_conv2d_desc {
 } incept_conv2d_desc;
 
 /**
- * A square `kernel x kernel` max-pool; padded positions never win, NaN propagates.
+ * A `kernel_h x kernel_w` max-pool; padded positions never win, NaN propagates.
  */
 typedef struct incept_maxpool2d_desc {
   /**
-   * Window side, 1..=64.
+   * Window rows, 1..=64.
    */
-  size_t kernel;
+  size_t kernel_h;
   /**
-   * Stride, at least 1.
+   * Window columns, 1..=64.
    */
-  size_t stride;
+  size_t kernel_w;
   /**
-   * Padding.
+   * Stride down the rows, at least 1.
+   */
+  size_t stride_h;
+  /**
+   * Stride along the columns, at least 1.
+   */
+  size_t stride_w;
+  /**
+   * Padding: top and bottom below `kernel_h`, left and right below `kernel_w`.
    */
   struct incept_padding padding;
   /**
@@ -475,13 +483,21 @@ typedef struct incept_bottleneck_desc {
  */
 typedef struct incept_pool_projection_desc {
   /**
-   * Pool window side.
+   * Pool window rows.
    */
-  size_t pool_kernel;
+  size_t pool_kernel_h;
   /**
-   * Pool stride.
+   * Pool window columns.
    */
-  size_t pool_stride;
+  size_t pool_kernel_w;
+  /**
+   * Pool stride down the rows.
+   */
+  size_t pool_stride_h;
+  /**
+   * Pool stride along the columns.
+   */
+  size_t pool_stride_w;
   /**
    * Pool padding.
    */

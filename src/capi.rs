@@ -340,15 +340,19 @@ pub struct incept_conv2d_desc {
     pub accuracy: u32,
 }
 
-/// A square `kernel x kernel` max-pool; padded positions never win, NaN propagates.
+/// A `kernel_h x kernel_w` max-pool; padded positions never win, NaN propagates.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct incept_maxpool2d_desc {
-    /// Window side, 1..=64.
-    pub kernel: usize,
-    /// Stride, at least 1.
-    pub stride: usize,
-    /// Padding.
+    /// Window rows, 1..=64.
+    pub kernel_h: usize,
+    /// Window columns, 1..=64.
+    pub kernel_w: usize,
+    /// Stride down the rows, at least 1.
+    pub stride_h: usize,
+    /// Stride along the columns, at least 1.
+    pub stride_w: usize,
+    /// Padding: top and bottom below `kernel_h`, left and right below `kernel_w`.
     pub padding: incept_padding,
     /// Per-operator ISA cap, `INCEPT_ISA_*` (0 = none).
     pub max_isa: u32,
@@ -387,10 +391,14 @@ pub struct incept_bottleneck_desc {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct incept_pool_projection_desc {
-    /// Pool window side.
-    pub pool_kernel: usize,
-    /// Pool stride.
-    pub pool_stride: usize,
+    /// Pool window rows.
+    pub pool_kernel_h: usize,
+    /// Pool window columns.
+    pub pool_kernel_w: usize,
+    /// Pool stride down the rows.
+    pub pool_stride_h: usize,
+    /// Pool stride along the columns.
+    pub pool_stride_w: usize,
     /// Pool padding.
     pub pool_padding: incept_padding,
     /// Input channels.
@@ -1243,8 +1251,8 @@ pub unsafe extern "C" fn incept_maxpool2d_create(
         // SAFETY: the caller's contract, forwarded.
         let d = unsafe { read_struct(desc, "desc") }?;
         let desc = MaxPool2dDesc {
-            kernel: d.kernel,
-            stride: d.stride,
+            kernel: [d.kernel_h, d.kernel_w],
+            stride: [d.stride_h, d.stride_w],
             padding: padding(&d.padding),
         };
         Ok(MaxPool2d::with_options(&desc, options(d.max_isa)?)?)
@@ -1356,8 +1364,8 @@ pub unsafe extern "C" fn incept_pool_projection_create(
         // SAFETY: the caller's contract, forwarded.
         let p = unsafe { conv_params(&read_struct(proj, "proj")?, "proj") }?;
         let pool = MaxPool2dDesc {
-            kernel: d.pool_kernel,
-            stride: d.pool_stride,
+            kernel: [d.pool_kernel_h, d.pool_kernel_w],
+            stride: [d.pool_stride_h, d.pool_stride_w],
             padding: padding(&d.pool_padding),
         };
         Ok(PoolProjection::with_options(

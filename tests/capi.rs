@@ -271,15 +271,18 @@ fn conv2d_matches_rust_api() {
 
 #[test]
 fn maxpool_matches_rust_api() {
+    // A rectangle, so that swapping rows and columns would show.
     let desc = incept_maxpool2d_desc {
-        kernel: 3,
-        stride: 2,
+        kernel_h: 3,
+        kernel_w: 2,
+        stride_h: 2,
+        stride_w: 1,
         padding: pad(1),
         max_isa: INCEPT_ISA_AUTO,
     };
     let rust = MaxPool2d::new(&MaxPool2dDesc {
-        kernel: 3,
-        stride: 2,
+        kernel: [3, 2],
+        stride: [2, 1],
         padding: Padding::uniform(1),
     })
     .unwrap();
@@ -386,8 +389,10 @@ fn bottleneck_matches_rust_api() {
 fn pool_projection_matches_rust_api() {
     let (cin, cout) = (12, 5);
     let desc = incept_pool_projection_desc {
-        pool_kernel: 3,
-        pool_stride: 1,
+        pool_kernel_h: 3,
+        pool_kernel_w: 3,
+        pool_stride_h: 1,
+        pool_stride_w: 1,
         pool_padding: pad(1),
         in_channels: cin,
         out_channels: cout,
@@ -1206,8 +1211,10 @@ fn destroy_null_is_a_no_op_and_double_destroy_is_reported() {
 fn each_operator_rejects_another_operators_handle() {
     let mut pool = null_mut();
     let desc = incept_maxpool2d_desc {
-        kernel: 2,
-        stride: 2,
+        kernel_h: 2,
+        kernel_w: 2,
+        stride_h: 2,
+        stride_w: 2,
         padding: pad(0),
         max_isa: 0,
     };

@@ -360,11 +360,15 @@ fn argument_errors_exit_2_with_a_message() {
     };
     layer(
         &["pool", "--kernel", "0"],
-        &["--kernel must be an integer >= 1, got '0'"],
+        &["--kernel must be an integer >= 1 or two (ROWS,COLS), got '0'"],
     );
     layer(
         &["pool", "--kernel", "3", "--stride", "x"],
-        &["--stride must be an integer >= 1, got 'x'"],
+        &["--stride must be an integer >= 1 or two (ROWS,COLS), got 'x'"],
+    );
+    layer(
+        &["pool", "--kernel", "3,0"],
+        &["--kernel must be an integer >= 1 or two (ROWS,COLS), got '3,0'"],
     );
     layer(
         &["pool", "--kernel", "3", "--threads", "0"],
@@ -531,30 +535,49 @@ fn layer_pool_matches_the_reference() {
     let x = values(xs.element_count().unwrap(), 2);
     let (xp, yp) = (dir.join("x.npy"), dir.join("y.npy"));
     save(&xp, &dims(xs), &x);
-    for (k, stride, pad) in [(3, 1, 1), (3, 2, 1), (2, 2, 0), (4, 3, 2), (1, 1, 0)] {
-        let (k_s, stride_s, pad_s) = (k.to_string(), stride.to_string(), pad.to_string());
-        ok(&[
+    // Square windows as one number, rectangles as ROWS,COLS (the stride too).
+    let rect = Window {
+        kh: 3,
+        kw: 2,
+        stride_h: 1,
+        stride_w: 2,
+        ..Window::square(1, 1, 0)
+    };
+    let mut cases: Vec<(String, String, usize, Window)> =
+        [(3, 1, 1), (3, 2, 1), (2, 2, 0), (4, 3, 2), (1, 1, 0)]
+            .into_iter()
+            .map(|(k, stride, pad)| {
+                (
+                    k.to_string(),
+                    stride.to_string(),
+                    pad,
+                    Window::square(k, stride, pad),
+                )
+            })
+            .collect();
+    cases.push(("3,2".into(), "1,2".into(), 0, rect));
+    for (kernel, stride, pad, window) in &cases {
+        let out = ok(&[
             "layer",
             "pool",
             "--input",
             s(&xp),
             "--kernel",
-            &k_s,
+            kernel,
             "--stride",
-            &stride_s,
+            stride,
             "--pad",
-            &pad_s,
+            &pad.to_string(),
             "--output",
             s(&yp),
         ]);
-        let window = Window::square(k, stride, pad);
         let (oh, ow) = window.output_size(xs.h, xs.w);
         let os = Nhwc::new(xs.n, oh, ow, xs.c);
         let mut want = vec![0.0; os.element_count().unwrap()];
         reference::max_pool2d(
             &x,
             &Layout::dense(xs.n, xs.h, xs.w, xs.c),
-            &window,
+            window,
             &mut want,
             &Layout::dense(os.n, os.h, os.w, os.c),
         );
@@ -562,7 +585,12 @@ fn layer_pool_matches_the_reference() {
         assert_eq!(shape, dims(os));
         assert_eq!(
             got, want,
-            "max-pool {k}x{k} stride {stride} pad {pad} is exact"
+            "max-pool {kernel} stride {stride} pad {pad} is exact"
+        );
+        let (kh, kw) = (window.kh, window.kw);
+        assert!(
+            out.contains(&format!("max-pool {kh}x{kw} stride {stride} pad {pad}")),
+            "{out}"
         );
     }
     // The stride defaults to 1 and the padding to 0.

@@ -321,11 +321,7 @@ fn window_descriptors_in_every_operator() {
             ["maxpool bottom padding 2", "less than the kernel 2"],
         ),
     ] {
-        let desc = MaxPool2dDesc {
-            kernel,
-            stride,
-            padding,
-        };
+        let desc = MaxPool2dDesc::square(kernel, stride, padding);
         assert_error(MaxPool2d::new(&desc), ErrorKind::InvalidArgument, &needles);
         assert_error(
             pool_projection(
@@ -342,11 +338,7 @@ fn window_descriptors_in_every_operator() {
         );
     }
     // The largest allowed values are accepted.
-    let desc = MaxPool2dDesc {
-        kernel: 64,
-        stride: usize::MAX,
-        padding: Padding::uniform(63),
-    };
+    let desc = MaxPool2dDesc::square(64, usize::MAX, Padding::uniform(63));
     MaxPool2d::new(&desc).expect("kernel 64, padding 63, any stride");
 }
 
@@ -1013,11 +1005,7 @@ fn output_channels_mismatch_in_every_run() {
 /// Row 24: an output view whose shape is not the expected one.
 #[test]
 fn output_shape_mismatch_in_every_run() {
-    let desc = MaxPool2dDesc {
-        kernel: 2,
-        stride: 2,
-        padding: Padding::default(),
-    };
+    let desc = MaxPool2dDesc::square(2, 2, Padding::default());
     let pool = MaxPool2d::new(&desc).unwrap();
     let input = Nhwc::new(1, 4, 4, 3);
     assert_eq!(pool.output_shape(input).unwrap(), Nhwc::new(1, 2, 2, 3));
@@ -1082,16 +1070,16 @@ fn output_shape_mismatch_in_every_run() {
 /// the pool projection (output_shape and run).
 #[test]
 fn window_larger_than_the_padded_input_in_every_run() {
-    let pool = MaxPool2d::new(&MaxPool2dDesc {
-        kernel: 5,
-        stride: 1,
-        padding: Padding {
+    let pool = MaxPool2d::new(&MaxPool2dDesc::square(
+        5,
+        1,
+        Padding {
             top: 1,
             left: 0,
             bottom: 0,
             right: 0,
         },
-    })
+    ))
     .unwrap();
     let input = Nhwc::new(1, 3, 6, 2);
     let needles = [
@@ -1119,11 +1107,7 @@ fn window_larger_than_the_padded_input_in_every_run() {
         ErrorKind::InvalidArgument,
         &needles,
     );
-    let desc = MaxPool2dDesc {
-        kernel: 3,
-        stride: 1,
-        padding: Padding::default(),
-    };
+    let desc = MaxPool2dDesc::square(3, 1, Padding::default());
     let p = pool_projection(
         &desc,
         2,

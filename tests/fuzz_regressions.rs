@@ -72,12 +72,7 @@ fn huge_stride_times_pixel_stride_overflows_in_run() {
         None,
     )
     .unwrap();
-    let pool = MaxPool2d::new(&MaxPool2dDesc {
-        kernel: 2,
-        stride: usize::MAX,
-        padding: Padding::default(),
-    })
-    .unwrap();
+    let pool = MaxPool2d::new(&MaxPool2dDesc::square(2, usize::MAX, Padding::default())).unwrap();
     let bottleneck = Bottleneck::new(
         &BottleneckDesc {
             stride: usize::MAX,

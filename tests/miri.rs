@@ -362,11 +362,7 @@ fn maxpool_against_the_reference() {
     for isa in pool_isas() {
         for (i, &(k, s, p, c)) in cases.iter().enumerate() {
             let (n, h, w) = (1, 3, 5);
-            let desc = MaxPool2dDesc {
-                kernel: k,
-                stride: s,
-                padding: p,
-            };
+            let desc = MaxPool2dDesc::square(k, s, p);
             let pool = MaxPool2d::with_options(&desc, options(isa)).unwrap();
             let out = pool.output_shape(Nhwc::new(n, h, w, c)).unwrap();
             let in_spec = Spec::slice(n, h, w, c, 0, 1);

@@ -14,10 +14,10 @@ use proptest::prelude::*;
 fn ref_window(d: &MaxPool2dDesc) -> Window {
     let p = d.padding;
     Window {
-        kh: d.kernel,
-        kw: d.kernel,
-        stride_h: d.stride,
-        stride_w: d.stride,
+        kh: d.kernel[0],
+        kw: d.kernel[1],
+        stride_h: d.stride[0],
+        stride_w: d.stride[1],
         pad_top: p.top,
         pad_left: p.left,
         pad_bottom: p.bottom,
@@ -69,12 +69,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
     #[test]
     fn maxpool_matches_the_reference(
-        k in 1usize..=5, s in 1usize..=3, pads in (0usize..5, 0usize..5, 0usize..5, 0usize..5),
+        kh in 1usize..=5, kw in 1usize..=5, sh in 1usize..=3, sw in 1usize..=3, square in any::<bool>(),
+        pads in (0usize..5, 0usize..5, 0usize..5, 0usize..5),
         n in 1usize..=2, h in 1usize..=9, w in 1usize..=30, c in 1usize..=70, seed in any::<u64>(), threads in 0usize..3,
     ) {
-        let padding = Padding { top: pads.0 % k, left: pads.1 % k, bottom: pads.2 % k, right: pads.3 % k };
-        let (h, w) = (h.max(k.saturating_sub(padding.top + padding.bottom)), w.max(k.saturating_sub(padding.left + padding.right)));
-        let desc = MaxPool2dDesc { kernel: k, stride: s, padding };
+        // Half the cases square (the common pools), half any rectangle.
+        let (kw, sw) = if square { (kh, sh) } else { (kw, sw) };
+        let padding = Padding { top: pads.0 % kh, left: pads.1 % kw, bottom: pads.2 % kh, right: pads.3 % kw };
+        let (h, w) = (h.max(kh.saturating_sub(padding.top + padding.bottom)), w.max(kw.saturating_sub(padding.left + padding.right)));
+        let desc = MaxPool2dDesc { kernel: [kh, kw], stride: [sh, sw], padding };
         let x = activations(Mode::Random, n * h * w * c, seed);
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads + 1).build().unwrap();
         let par = [Parallelism::Sequential, Parallelism::Global, Parallelism::Pool(&pool)][threads];
@@ -115,16 +118,16 @@ fn inception_pool_with_nan_and_infinities() {
         Parallelism::Global,
     );
     // Stride 2 3x3 (GoogLeNet's reductions between stages).
-    let desc = MaxPool2dDesc {
-        kernel: 3,
-        stride: 2,
-        padding: Padding {
+    let desc = MaxPool2dDesc::square(
+        3,
+        2,
+        Padding {
             top: 0,
             left: 0,
             bottom: 1,
             right: 1,
         },
-    };
+    );
     check_pool(&desc, n, h, w, c, &x, Parallelism::Global);
 }
 
@@ -204,26 +207,10 @@ fn pool_projection_matches_pool_then_conv() {
 #[test]
 fn bad_pool_descriptors_are_errors() {
     let bad = [
-        MaxPool2dDesc {
-            kernel: 0,
-            stride: 1,
-            padding: Padding::uniform(0),
-        },
-        MaxPool2dDesc {
-            kernel: 3,
-            stride: 0,
-            padding: Padding::uniform(1),
-        },
-        MaxPool2dDesc {
-            kernel: 3,
-            stride: 1,
-            padding: Padding::uniform(3),
-        },
-        MaxPool2dDesc {
-            kernel: 65,
-            stride: 1,
-            padding: Padding::uniform(0),
-        },
+        MaxPool2dDesc::square(0, 1, Padding::uniform(0)),
+        MaxPool2dDesc::square(3, 0, Padding::uniform(1)),
+        MaxPool2dDesc::square(3, 1, Padding::uniform(3)),
+        MaxPool2dDesc::square(65, 1, Padding::uniform(0)),
     ];
     for desc in bad {
         let err = MaxPool2d::new(&desc).unwrap_err();
@@ -233,12 +220,53 @@ fn bad_pool_descriptors_are_errors() {
             "{desc:?}: {err}"
         );
     }
-    let pool = MaxPool2d::new(&MaxPool2dDesc {
-        kernel: 5,
-        stride: 1,
-        padding: Padding::uniform(0),
-    })
-    .unwrap();
+    // Rectangles: each side and stride checked on its own, padding against its axis.
+    let rect = |kernel, stride, padding| MaxPool2dDesc {
+        kernel,
+        stride,
+        padding,
+    };
+    for (desc, message) in [
+        (
+            rect([3, 0], [1, 1], Padding::default()),
+            "maxpool kernel width 0 must be in 1..=64",
+        ),
+        (
+            rect([65, 2], [1, 1], Padding::default()),
+            "maxpool kernel height 65 must be in 1..=64",
+        ),
+        (
+            rect([2, 3], [1, 0], Padding::default()),
+            "maxpool horizontal stride is 0",
+        ),
+        (
+            rect([1, 3], [1, 1], Padding::uniform(1)),
+            "maxpool top padding 1 must be less than the kernel height 1",
+        ),
+        (
+            rect(
+                [3, 2],
+                [2, 1],
+                Padding {
+                    right: 2,
+                    ..Padding::default()
+                },
+            ),
+            "maxpool right padding 2 must be less than the kernel width 2",
+        ),
+    ] {
+        let err = MaxPool2d::new(&desc).unwrap_err();
+        assert_eq!(err.kind(), incept::ErrorKind::InvalidArgument);
+        assert!(err.to_string().contains(message), "{desc:?}: {err}");
+    }
+    let tall = MaxPool2d::new(&rect([5, 2], [1, 1], Padding::default())).unwrap();
+    let err = tall.output_shape(Nhwc::new(1, 4, 9, 3)).unwrap_err();
+    assert!(err.to_string().contains("window 5x2"), "{err}");
+    assert_eq!(
+        tall.output_shape(Nhwc::new(1, 5, 9, 3)).unwrap(),
+        Nhwc::new(1, 1, 8, 3)
+    );
+    let pool = MaxPool2d::new(&MaxPool2dDesc::square(5, 1, Padding::uniform(0))).unwrap();
     let err = pool.output_shape(Nhwc::new(1, 4, 9, 3)).unwrap_err();
     assert!(
         err.to_string().contains("kernel 5") && err.to_string().contains("4x9"),

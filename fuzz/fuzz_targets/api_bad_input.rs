@@ -611,7 +611,7 @@ fn run(op: &Op, sel: &RunSel) {
         let taps = match op {
             Op::Conv2d(c) => (c.desc().kernel * c.desc().kernel) as u64,
             Op::Bottleneck(b) => (b.desc().kernel * b.desc().kernel) as u64 + 1,
-            Op::MaxPool(m) => (m.desc().kernel * m.desc().kernel) as u64,
+            Op::MaxPool(m) => (m.desc().kernel[0] * m.desc().kernel[1]) as u64,
             Op::Inception(_) => 40,
             _ => 2,
         };
@@ -786,11 +786,8 @@ fn act(action: Action) {
         } => {
             let isa = isa_cap(isa);
             let valid = window.ok(MAX_POOL_KERNEL) && cap_ok(isa);
-            let desc = MaxPool2dDesc {
-                kernel: window.kernel.get(),
-                stride: window.stride.get(),
-                padding: window.padding(),
-            };
+            let desc =
+                MaxPool2dDesc::square(window.kernel.get(), window.stride.get(), window.padding());
             let result = MaxPool2d::with_options(&desc, OpOptions::with_max_isa(isa));
             if let (Some(op), Some(sel)) = (built(result, Some(valid), Op::MaxPool), r) {
                 run(&op, &sel);
@@ -833,11 +830,8 @@ fn act(action: Action) {
                 && epilogue_ok(desc.epilogue)
                 && epilogue_ok(desc.reduce_epilogue)
                 && cap_ok(isa_cap(isa));
-            let result = Bottleneck::with_options(
-                &desc,
-                &weights,
-                OpOptions::with_max_isa(isa_cap(isa)),
-            );
+            let result =
+                Bottleneck::with_options(&desc, &weights, OpOptions::with_max_isa(isa_cap(isa)));
             if let (Some(op), Some(sel)) = (built(result, Some(valid), Op::Bottleneck), r) {
                 run(&op, &sel);
             }
@@ -853,11 +847,8 @@ fn act(action: Action) {
         } => {
             let (cin, cout) = (cin.get(), cout.get());
             let p = OwnedParams::new(params, cout, 1, cin, 15);
-            let desc = MaxPool2dDesc {
-                kernel: window.kernel.get(),
-                stride: window.stride.get(),
-                padding: window.padding(),
-            };
+            let desc =
+                MaxPool2dDesc::square(window.kernel.get(), window.stride.get(), window.padding());
             let epilogue = epilogue.get();
             let valid = window.ok(MAX_POOL_KERNEL)
                 && p.ok(cout, 1, cin)
@@ -886,11 +877,8 @@ fn act(action: Action) {
         } => {
             let (config, owned) = inception_parts(channels, optional, params);
             let weights = inception_weights(&owned, present);
-            let result = Inception::with_options(
-                &config,
-                &weights,
-                OpOptions::with_max_isa(isa_cap(isa)),
-            );
+            let result =
+                Inception::with_options(&config, &weights, OpOptions::with_max_isa(isa_cap(isa)));
             if let (Some(op), Some(sel)) =
                 (built(result, None, |op| Op::Inception(Box::new(op))), r)
             {

@@ -1,6 +1,7 @@
 //! Differential fuzzing of `MaxPool2d` against `incept::reference::max_pool2d`, and of the fused
-//! `PoolProjection` against the reference pool followed by the reference 1x1 convolution: kernel
-//! 1..=9 (sometimes up to 64), stride 1..=4, per-side padding < kernel, 1..=80 channels (every
+//! `PoolProjection` against the reference pool followed by the reference 1x1 convolution: windows
+//! of 1..=9 rows and columns (sometimes up to 64), square or not, strides 1..=4 per axis, per-side
+//! padding below the window's side along it, 1..=80 channels (every
 //! vector remainder and channel block of every ISA), channel slices with margins, every ISA this
 //! CPU has, sequential and threaded runs. Inputs hold NaN, infinities, signed zeros and huge
 //! finite values at positions the fuzzer picks.
@@ -58,6 +59,8 @@ struct Case {
     kernel: u8,
     large_kernel: bool,
     stride: u8,
+    /// Another window width and horizontal stride (else the window is square).
+    rect: Option<(u8, u8)>,
     padding: [u8; 4],
     input: SliceSel,
     output: SliceSel,
@@ -79,9 +82,17 @@ fn check(case: &Case) {
     let w = 1 + usize::from(case.w) % 12;
     let c = 1 + usize::from(case.c) % 80;
     let cout = 1 + usize::from(case.cout) % 40;
-    let kernel = 1 + usize::from(case.kernel) % if case.large_kernel { 64 } else { 9 };
-    let stride = 1 + usize::from(case.stride) % 4;
-    let p = case.padding.map(|p| usize::from(p) % kernel);
+    let side = |k: u8| 1 + usize::from(k) % if case.large_kernel { 64 } else { 9 };
+    let (kh, sh) = (side(case.kernel), 1 + usize::from(case.stride) % 4);
+    let (kw, sw) = case
+        .rect
+        .map_or((kh, sh), |(k, s)| (side(k), 1 + usize::from(s) % 4));
+    let p = [
+        usize::from(case.padding[0]) % kh,
+        usize::from(case.padding[1]) % kw,
+        usize::from(case.padding[2]) % kh,
+        usize::from(case.padding[3]) % kw,
+    ];
     let padding = Padding {
         top: p[0],
         left: p[1],
@@ -89,8 +100,8 @@ fn check(case: &Case) {
         right: p[3],
     };
     let desc = MaxPool2dDesc {
-        kernel,
-        stride,
+        kernel: [kh, kw],
+        stride: [sh, sw],
         padding,
     };
     let isa = pick_isa(case.isa);
@@ -98,12 +109,12 @@ fn check(case: &Case) {
     let mode = case.mode;
     let seed = case.seed;
     let in_shape = Nhwc::new(n, h, w, c);
-    let fits = h + p[0] + p[2] >= kernel && w + p[1] + p[3] >= kernel;
+    let fits = h + p[0] + p[2] >= kh && w + p[1] + p[3] >= kw;
     let window = Window {
-        kh: kernel,
-        kw: kernel,
-        stride_h: stride,
-        stride_w: stride,
+        kh,
+        kw,
+        stride_h: sh,
+        stride_w: sw,
         pad_top: p[0],
         pad_left: p[1],
         pad_bottom: p[2],
@@ -122,7 +133,7 @@ fn check(case: &Case) {
     let (oh, ow) = window.output_size(h, w);
     let pooled_shape = Nhwc::new(n, oh, ow, c);
     assert_eq!(pool.output_shape(in_shape).ok(), Some(pooled_shape));
-    if n * oh * ow * c * (kernel * kernel + if case.projection { cout } else { 0 }) > MAC_BUDGET {
+    if n * oh * ow * c * (kh * kw + if case.projection { cout } else { 0 }) > MAC_BUDGET {
         return;
     }
 

@@ -20,6 +20,7 @@ operators:
   conv        --input X --weights W [--bias B] [--layout L] [--stride S] [--pad P] [--relu] --output Y
               a KxK convolution, K from the weights' shape (1x1 at stride 1, pad 0 runs Conv1x1)
   pool        --input X --kernel K [--stride S] [--pad P] --output Y
+              K and S: one number, or ROWS,COLS (e.g. --kernel 1,2 --stride 1,2)
               KxK max-pool (padding never wins)
   bottleneck  --input X --reduce W1 [--reduce-bias B1] --weights W2 [--bias B2] [--layout L]
               [--stride S] [--pad P] [--relu] --output Y
@@ -187,6 +188,24 @@ impl Flags {
                 self.op
             )),
         }
+    }
+
+    /// `N` (both axes) or `ROWS,COLS`, each `>= min`; `default` on both axes when absent.
+    fn pair(&self, flag: &str, default: usize, min: usize) -> Result<[usize; 2], String> {
+        let Some(text) = self.get(flag) else {
+            return Ok([default; 2]);
+        };
+        let parse = |t: &str| t.parse::<usize>().ok().filter(|&n| n >= min);
+        let pair = match text.split_once(',') {
+            None => parse(text).map(|n| [n, n]),
+            Some((a, b)) => parse(a).zip(parse(b)).map(|(a, b)| [a, b]),
+        };
+        pair.ok_or_else(|| {
+            format!(
+                "layer {}: {flag} must be an integer >= {min} or two (ROWS,COLS), got '{text}'",
+                self.op
+            )
+        })
     }
 
     fn options(&self) -> Result<OpOptions, String> {
@@ -470,8 +489,8 @@ fn pool(flags: &Flags) -> Result<(), String> {
     let err = lib_err("pool");
     flags.require_all(&["--input", "--kernel", "--output"])?;
     let options = flags.options()?;
-    let kernel = flags.number("--kernel", 0, 1)?;
-    let stride = flags.number("--stride", 1, 1)?;
+    let kernel = flags.pair("--kernel", 0, 1)?;
+    let stride = flags.pair("--stride", 1, 1)?;
     let pad = flags.number("--pad", 0, 0)?;
     flags.number("--threads", 0, 1)?;
     let input = read_input(flags)?;
@@ -479,6 +498,13 @@ fn pool(flags: &Flags) -> Result<(), String> {
         kernel,
         stride,
         padding: Padding::uniform(pad),
+    };
+    let axes = |[a, b]: [usize; 2], sep: &str| {
+        if a == b {
+            a.to_string()
+        } else {
+            format!("{a}{sep}{b}")
+        }
     };
     let op = MaxPool2d::with_options(&desc, options).map_err(&err)?;
     let out_shape = op.output_shape(input.shape).map_err(&err)?;
@@ -488,7 +514,10 @@ fn pool(flags: &Flags) -> Result<(), String> {
         out_shape,
         &out,
         &format!(
-            "max-pool {kernel}x{kernel} stride {stride} pad {pad} on {}",
+            "max-pool {}x{} stride {} pad {pad} on {}",
+            kernel[0],
+            kernel[1],
+            axes(stride, ","),
             op.isa()
         ),
     )

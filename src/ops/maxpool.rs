@@ -22,7 +22,8 @@ const L1_WINDOW_BYTES: usize = 24 * 1024;
 /// Largest pooling window side.
 pub const MAX_POOL_KERNEL: usize = 64;
 
-/// Describes a max-pool: square `kernel x kernel` window, one stride, per-side padding.
+/// Describes a max-pool: a `kernel[0] x kernel[1]` window (rows x columns, as ONNX's
+/// `kernel_shape`), a stride per axis (as ONNX's `strides`) and per-side padding.
 ///
 /// # Examples
 ///
@@ -30,22 +31,24 @@ pub const MAX_POOL_KERNEL: usize = 64;
 /// use incept::{MaxPool2d, MaxPool2dDesc, Nhwc, Padding};
 ///
 /// // GoogLeNet's between-stage pool: 3x3, stride 2, ceil-mode emulated with bottom/right padding.
-/// let desc = MaxPool2dDesc {
-///     kernel: 3,
-///     stride: 2,
-///     padding: Padding { top: 0, left: 0, bottom: 1, right: 1 },
-/// };
+/// let desc = MaxPool2dDesc::square(3, 2, Padding { top: 0, left: 0, bottom: 1, right: 1 });
 /// let pool = MaxPool2d::new(&desc)?;
 /// assert_eq!(pool.output_shape(Nhwc::new(1, 28, 28, 480))?, Nhwc::new(1, 14, 14, 480));
+///
+/// // A 1x2 window moving 1 row and 2 columns: halves the width only.
+/// let desc = MaxPool2dDesc { kernel: [1, 2], stride: [1, 2], padding: Padding::default() };
+/// let pool = MaxPool2d::new(&desc)?;
+/// assert_eq!(pool.output_shape(Nhwc::new(1, 8, 8, 16))?, Nhwc::new(1, 8, 4, 16));
 /// # Ok::<(), incept::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxPool2dDesc {
-    /// Window side, `1..=64`.
-    pub kernel: usize,
-    /// Stride, at least 1.
-    pub stride: usize,
-    /// Padding; each side must be less than `kernel`. Padded positions never win.
+    /// Window rows and columns (height, width), each in `1..=64`.
+    pub kernel: [usize; 2],
+    /// Stride down the rows and along the columns, each at least 1.
+    pub stride: [usize; 2],
+    /// Padding: top and bottom less than the window's height, left and right less than its
+    /// width. Padded positions never win.
     pub padding: Padding,
 }
 
@@ -62,11 +65,25 @@ impl MaxPool2dDesc {
     /// assert_eq!(pool.output_shape(shape)?, shape);
     /// # Ok::<(), incept::Error>(())
     /// ```
-    pub const INCEPTION: MaxPool2dDesc = MaxPool2dDesc {
-        kernel: 3,
-        stride: 1,
-        padding: Padding::uniform(1),
-    };
+    pub const INCEPTION: MaxPool2dDesc = MaxPool2dDesc::square(3, 1, Padding::uniform(1));
+
+    /// A square `kernel x kernel` window moving `stride` rows and columns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{MaxPool2dDesc, Padding};
+    ///
+    /// let desc = MaxPool2dDesc::square(3, 2, Padding::default());
+    /// assert_eq!((desc.kernel, desc.stride), ([3, 3], [2, 2]));
+    /// ```
+    pub const fn square(kernel: usize, stride: usize, padding: Padding) -> Self {
+        MaxPool2dDesc {
+            kernel: [kernel, kernel],
+            stride: [stride, stride],
+            padding,
+        }
+    }
 }
 
 /// A max-pool operator. It has no weights; creating it picks the ISA.
@@ -78,7 +95,7 @@ impl MaxPool2dDesc {
 ///
 /// // 2x2 windows, stride 2, on a 2x4 image of one channel.
 /// let pool =
-///     MaxPool2d::new(&MaxPool2dDesc { kernel: 2, stride: 2, padding: Padding::default() })?;
+///     MaxPool2d::new(&MaxPool2dDesc::square(2, 2, Padding::default()))?;
 /// let x = [
 ///     1.0, 5.0, -1.0, -2.0,
 ///     3.0, 2.0, -3.0, -4.0,
@@ -108,8 +125,8 @@ impl MaxPool2d {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidArgument`] for a kernel outside `1..=MAX_POOL_KERNEL`, a zero stride
-    /// or a padding not less than the kernel; [`ErrorKind::UnsupportedIsa`] if a cap names an
+    /// [`ErrorKind::InvalidArgument`] for a window side outside `1..=MAX_POOL_KERNEL`, a zero
+    /// stride, or a padding not less than the window's side along it; [`ErrorKind::UnsupportedIsa`] if a cap names an
     /// ISA this CPU lacks.
     ///
     /// # Examples
@@ -118,10 +135,14 @@ impl MaxPool2d {
     /// use incept::{MaxPool2d, MaxPool2dDesc, Padding};
     ///
     /// let pool = MaxPool2d::new(&MaxPool2dDesc::INCEPTION)?;
-    /// assert_eq!(pool.desc().kernel, 3);
+    /// assert_eq!(pool.desc().kernel, [3, 3]);
     /// // Padding as wide as the window would make windows of padding only.
-    /// let bad = MaxPool2dDesc { kernel: 2, stride: 1, padding: Padding::uniform(2) };
+    /// let bad = MaxPool2dDesc::square(2, 1, Padding::uniform(2));
     /// assert!(MaxPool2d::new(&bad).is_err());
+    /// // Left padding 1 needs a window at least 2 wide.
+    /// let bad = MaxPool2dDesc { kernel: [3, 1], stride: [1, 1], padding: Padding::uniform(1) };
+    /// let err = MaxPool2d::new(&bad).unwrap_err();
+    /// assert!(err.to_string().contains("left padding 1 must be less than the kernel width 1"));
     /// # Ok::<(), incept::Error>(())
     /// ```
     pub fn new(desc: &MaxPool2dDesc) -> Result<Self> {
@@ -145,7 +166,7 @@ impl MaxPool2d {
     /// # Ok::<(), incept::Error>(())
     /// ```
     pub fn with_options(desc: &MaxPool2dDesc, options: OpOptions) -> Result<Self> {
-        let window = Window::new(
+        let window = Window::new_rect(
             "maxpool",
             desc.kernel,
             desc.stride,
@@ -176,10 +197,10 @@ impl MaxPool2d {
     /// ```
     /// use incept::{MaxPool2d, MaxPool2dDesc, Padding};
     ///
-    /// let desc = MaxPool2dDesc { kernel: 2, stride: 2, padding: Padding::default() };
+    /// let desc = MaxPool2dDesc::square(2, 2, Padding::default());
     /// let pool = MaxPool2d::new(&desc)?;
     /// assert_eq!(pool.desc(), &desc);
-    /// assert_eq!(MaxPool2d::new(&MaxPool2dDesc::INCEPTION)?.desc().stride, 1);
+    /// assert_eq!(MaxPool2d::new(&MaxPool2dDesc::INCEPTION)?.desc().stride, [1, 1]);
     /// # Ok::<(), incept::Error>(())
     /// ```
     pub fn desc(&self) -> &MaxPool2dDesc {
@@ -217,7 +238,7 @@ impl MaxPool2d {
     /// use incept::{MaxPool2d, MaxPool2dDesc, Nhwc, Padding};
     ///
     /// let pool =
-    ///     MaxPool2d::new(&MaxPool2dDesc { kernel: 3, stride: 2, padding: Padding::default() })?;
+    ///     MaxPool2d::new(&MaxPool2dDesc::square(3, 2, Padding::default()))?;
     /// assert_eq!(pool.output_shape(Nhwc::new(1, 7, 7, 8))?, Nhwc::new(1, 3, 3, 8));
     /// assert!(pool.output_shape(Nhwc::new(1, 2, 2, 8)).is_err()); // smaller than the window
     /// # Ok::<(), incept::Error>(())
@@ -275,7 +296,7 @@ impl MaxPool2d {
         // Pooling is memory-bound: count a "multiply-add" per window element for the threshold.
         let work = oshape
             .pixels()
-            .saturating_mul(self.desc.kernel * self.desc.kernel)
+            .saturating_mul(self.desc.kernel[0] * self.desc.kernel[1])
             .saturating_mul(ishape.c);
         let chunk_rows = chunk_rows(par, oshape.n, rows_total, 1, work);
         let out_ps = output.pixel_stride();
@@ -313,13 +334,14 @@ impl MaxPool2d {
         c: &mut [f32],
         dest: &Dest,
     ) -> Result<()> {
-        let s = self.desc.stride;
+        let [stride_y, stride_x] = self.desc.stride;
+        let [window_rows, window_cols] = self.desc.kernel;
         let in_ps = src.pixel_stride;
         let in_row = src.shape.w * in_ps;
         let channels = src.shape.c;
         // Channel groups outermost: a window's rows of one group fit in L1, so walking down the
         // output rows reads each input row from L2 once instead of once per window row.
-        let group = (L1_WINDOW_BYTES / (self.desc.kernel * src.shape.w * 4).max(1) / 16 * 16)
+        let group = (L1_WINDOW_BYTES / (window_rows * src.shape.w * 4).max(1) / 16 * 16)
             .clamp(16, channels.max(16));
         let pad = self.desc.padding;
         for g0 in (0..channels).step_by(group) {
@@ -327,18 +349,18 @@ impl MaxPool2d {
             // rows; the kernel skips the padding columns at both ends of each row.
             self.window
                 .for_each_row_run(src.shape, oh, rows.clone(), |n, y0, y1, ky| {
-                    let iy = y0 * s + ky.0 - pad.top;
+                    let iy = y0 * stride_y + ky.0 - pad.top;
                     let stack = PoolLine {
                         lines: y1 - y0,
                         pixels: ow,
                         channels: group.min(channels - g0),
                         a_offset: src.offset + (n * src.shape.h + iy - first_row) * in_row + g0,
-                        a_line_stride: s.saturating_mul(in_row),
+                        a_line_stride: stride_y.saturating_mul(in_row),
                         window_rows: ky.1 - ky.0,
-                        window_cols: self.desc.kernel,
+                        window_cols,
                         a_row_stride: in_row,
                         a_col_stride: in_ps,
-                        col_step: s,
+                        col_step: stride_x,
                         pad_left: pad.left,
                         in_cols: src.shape.w,
                         c_offset: ((n * oh + y0) * ow - dest.first_pixel) * dest.pixel_stride
