@@ -334,7 +334,8 @@ typedef struct incept_tensor_mut {
 } incept_tensor_mut;
 
 /**
- * Zero padding on each side of the input, in pixels; each side must be less than the kernel.
+ * Zero padding on each side of the input, in pixels; each side must be less than the window
+ * along it (top and bottom: its rows, left and right: its columns).
  */
 typedef struct incept_padding {
   /**
@@ -483,23 +484,23 @@ typedef struct incept_bottleneck_desc {
  */
 typedef struct incept_pool_projection_desc {
   /**
-   * Pool window rows.
+   * Pool window rows, 1..=64.
    */
   size_t pool_kernel_h;
   /**
-   * Pool window columns.
+   * Pool window columns, 1..=64.
    */
   size_t pool_kernel_w;
   /**
-   * Pool stride down the rows.
+   * Pool stride down the rows, at least 1.
    */
   size_t pool_stride_h;
   /**
-   * Pool stride along the columns.
+   * Pool stride along the columns, at least 1.
    */
   size_t pool_stride_w;
   /**
-   * Pool padding.
+   * Pool padding: top and bottom below `pool_kernel_h`, left and right below `pool_kernel_w`.
    */
   struct incept_padding pool_padding;
   /**
@@ -608,7 +609,7 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The library version, e.g. "0.1.0" (a static string).
+ * The library version, e.g. "0.2.0" (a static string).
  */
 const char *incept_version(void);
 

@@ -221,7 +221,8 @@ pub struct incept_epilogue {
     pub max: f32,
 }
 
-/// Zero padding on each side of the input, in pixels; each side must be less than the kernel.
+/// Zero padding on each side of the input, in pixels; each side must be less than the window
+/// along it (top and bottom: its rows, left and right: its columns).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct incept_padding {
@@ -391,15 +392,15 @@ pub struct incept_bottleneck_desc {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct incept_pool_projection_desc {
-    /// Pool window rows.
+    /// Pool window rows, 1..=64.
     pub pool_kernel_h: usize,
-    /// Pool window columns.
+    /// Pool window columns, 1..=64.
     pub pool_kernel_w: usize,
-    /// Pool stride down the rows.
+    /// Pool stride down the rows, at least 1.
     pub pool_stride_h: usize,
-    /// Pool stride along the columns.
+    /// Pool stride along the columns, at least 1.
     pub pool_stride_w: usize,
-    /// Pool padding.
+    /// Pool padding: top and bottom below `pool_kernel_h`, left and right below `pool_kernel_w`.
     pub pool_padding: incept_padding,
     /// Input channels.
     pub in_channels: usize,
@@ -1076,7 +1077,7 @@ fn destroy<T: Op>(handle: *mut T::CHandle) -> incept_status {
 // The exported functions
 // ---------------------------------------------------------------------------------------------
 
-/// The library version, e.g. "0.1.0" (a static string).
+/// The library version, e.g. "0.2.0" (a static string).
 #[unsafe(no_mangle)]
 pub extern "C" fn incept_version() -> *const c_char {
     const VERSION: &CStr =

@@ -388,11 +388,12 @@ fn bottleneck_matches_rust_api() {
 #[test]
 fn pool_projection_matches_rust_api() {
     let (cin, cout) = (12, 5);
+    // A rectangle, so that swapping rows and columns would show.
     let desc = incept_pool_projection_desc {
-        pool_kernel_h: 3,
+        pool_kernel_h: 2,
         pool_kernel_w: 3,
         pool_stride_h: 1,
-        pool_stride_w: 1,
+        pool_stride_w: 2,
         pool_padding: pad(1),
         in_channels: cin,
         out_channels: cout,
@@ -401,8 +402,13 @@ fn pool_projection_matches_rust_api() {
     };
     // No bias: NULL with length 0.
     let w = weights(Mode::Exact, cout * cin, 13);
+    let pool = MaxPool2dDesc {
+        kernel: [2, 3],
+        stride: [1, 2],
+        padding: Padding::uniform(1),
+    };
     let rust = PoolProjection::new(
-        &MaxPool2dDesc::INCEPTION,
+        &pool,
         cin,
         cout,
         ConvParams {
@@ -413,7 +419,8 @@ fn pool_projection_matches_rust_api() {
     )
     .unwrap();
     let ishape = Nhwc::new(2, 5, 6, cin);
-    let oshape = Nhwc { c: cout, ..ishape };
+    let oshape = rust.output_shape(ishape).unwrap();
+    assert_eq!(oshape, Nhwc::new(2, 6, 3, cout));
     let x = exact_input(ishape, 14);
     let mut want = vec![0.0; oshape.element_count().unwrap()];
     rust.run(

@@ -535,7 +535,7 @@ fn layer_pool_matches_the_reference() {
     let x = values(xs.element_count().unwrap(), 2);
     let (xp, yp) = (dir.join("x.npy"), dir.join("y.npy"));
     save(&xp, &dims(xs), &x);
-    // Square windows as one number, rectangles as ROWS,COLS (the stride too).
+    // Square windows as one number, rectangles as ROWS,COLS (the stride and padding too).
     let rect = Window {
         kh: 3,
         kw: 2,
@@ -543,19 +543,27 @@ fn layer_pool_matches_the_reference() {
         stride_w: 2,
         ..Window::square(1, 1, 0)
     };
-    let mut cases: Vec<(String, String, usize, Window)> =
+    let same_1x3 = Window {
+        kh: 1,
+        kw: 3,
+        pad_left: 1,
+        pad_right: 1,
+        ..Window::square(1, 1, 0)
+    };
+    let mut cases: Vec<(String, String, String, Window)> =
         [(3, 1, 1), (3, 2, 1), (2, 2, 0), (4, 3, 2), (1, 1, 0)]
             .into_iter()
             .map(|(k, stride, pad)| {
                 (
                     k.to_string(),
                     stride.to_string(),
-                    pad,
+                    pad.to_string(),
                     Window::square(k, stride, pad),
                 )
             })
             .collect();
-    cases.push(("3,2".into(), "1,2".into(), 0, rect));
+    cases.push(("3,2".into(), "1,2".into(), "0".into(), rect));
+    cases.push(("1,3".into(), "1".into(), "0,1".into(), same_1x3));
     for (kernel, stride, pad, window) in &cases {
         let out = ok(&[
             "layer",
@@ -567,7 +575,7 @@ fn layer_pool_matches_the_reference() {
             "--stride",
             stride,
             "--pad",
-            &pad.to_string(),
+            pad,
             "--output",
             s(&yp),
         ]);

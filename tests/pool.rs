@@ -85,6 +85,39 @@ proptest! {
     }
 }
 
+/// Windows as long as the limit along one axis and one pixel across, with the most padding
+/// each axis allows, and strides from 1 to past the input.
+#[test]
+fn wide_and_tall_windows() {
+    let (n, h, w, c) = (1, 5, 70, 21);
+    let x = activations(Mode::Random, n * h * w * c, 11);
+    let xt = activations(Mode::Random, n * w * h * c, 12);
+    for stride in [1, 3, 1000] {
+        let wide = MaxPool2dDesc {
+            kernel: [1, 64],
+            stride: [1, stride],
+            padding: Padding {
+                top: 0,
+                left: 63,
+                bottom: 0,
+                right: 63,
+            },
+        };
+        check_pool(&wide, n, h, w, c, &x, Parallelism::Sequential);
+        let tall = MaxPool2dDesc {
+            kernel: [64, 1],
+            stride: [stride, 1],
+            padding: Padding {
+                top: 63,
+                left: 0,
+                bottom: 63,
+                right: 0,
+            },
+        };
+        check_pool(&tall, n, w, h, c, &xt, Parallelism::Global);
+    }
+}
+
 #[test]
 fn inception_pool_with_nan_and_infinities() {
     let (n, h, w, c) = (2, 28, 28, 192);
@@ -133,38 +166,52 @@ fn inception_pool_with_nan_and_infinities() {
 
 #[test]
 fn pool_projection_matches_pool_then_conv() {
-    for (n, h, w, cin, cout) in [
-        (1, 28, 28, 192, 32),
-        (2, 5, 7, 13, 35),
-        (3, 1, 1, 4, 3),
-        (1, 14, 14, 480, 64),
+    let inception = MaxPool2dDesc::INCEPTION;
+    // A rectangle with a stride per axis and uneven padding.
+    let rect = MaxPool2dDesc {
+        kernel: [2, 3],
+        stride: [1, 2],
+        padding: Padding {
+            top: 1,
+            left: 0,
+            bottom: 0,
+            right: 2,
+        },
+    };
+    for (n, h, w, cin, cout, desc) in [
+        (1, 28, 28, 192, 32, inception),
+        (2, 5, 7, 13, 35, inception),
+        (3, 1, 1, 4, 3, inception),
+        (1, 14, 14, 480, 64, inception),
+        (2, 9, 11, 20, 7, rect),
     ] {
         let x = activations(Mode::Exact, n * h * w * cin, 3);
         let wts = weights(Mode::Exact, cout * cin, 4);
         let b = bias(Mode::Exact, cout, 5);
-        let win = ref_window(&MaxPool2dDesc::INCEPTION);
-        let mut pooled = vec![0.0; n * h * w * cin];
+        let win = ref_window(&desc);
+        let (oh, ow) = win.output_size(h, w);
+        let mut pooled = vec![0.0; n * oh * ow * cin];
         reference::max_pool2d(
             &x,
             &Layout::dense(n, h, w, cin),
             &win,
             &mut pooled,
-            &Layout::dense(n, h, w, cin),
+            &Layout::dense(n, oh, ow, cin),
         );
-        let mut want = vec![0.0; n * h * w * cout];
+        let mut want = vec![0.0; n * oh * ow * cout];
         let relu = Clamp {
             min: 0.0,
             max: f32::INFINITY,
         };
         reference::conv2d(
             &pooled,
-            &Layout::dense(n, h, w, cin),
+            &Layout::dense(n, oh, ow, cin),
             &wts,
             Some(&b),
             &Window::square(1, 1, 0),
             relu,
             &mut want,
-            &Layout::dense(n, h, w, cout),
+            &Layout::dense(n, oh, ow, cout),
         );
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(3)
@@ -172,7 +219,7 @@ fn pool_projection_matches_pool_then_conv() {
             .unwrap();
         for isa in isas() {
             let op = PoolProjection::with_options(
-                &MaxPool2dDesc::INCEPTION,
+                &desc,
                 cin,
                 cout,
                 ConvParams {
@@ -188,7 +235,7 @@ fn pool_projection_matches_pool_then_conv() {
                 let input = TensorView::new(&x, Nhwc::new(n, h, w, cin)).unwrap();
                 op.run(
                     &input,
-                    &mut TensorViewMut::new(&mut got, Nhwc::new(n, h, w, cout)).unwrap(),
+                    &mut TensorViewMut::new(&mut got, Nhwc::new(n, oh, ow, cout)).unwrap(),
                     par,
                 )
                 .unwrap();
@@ -196,7 +243,7 @@ fn pool_projection_matches_pool_then_conv() {
                     got.iter()
                         .zip(&want)
                         .all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "{isa} {par:?} {n}x{h}x{w}x{cin}->{cout}"
+                    "{isa} {par:?} {desc:?} {n}x{h}x{w}x{cin}->{cout}"
                 );
             }
             assert!(op.scratch_bytes_per_thread(w) <= 512 * 1024);

@@ -317,6 +317,8 @@ struct Window {
     kernel: Size,
     stride: Size,
     padding: [Size; 4],
+    /// A pool's own window width and horizontal stride (else as `kernel` and `stride`).
+    pool_cols: Option<(Size, Size)>,
 }
 
 impl Window {
@@ -335,6 +337,25 @@ impl Window {
         (1..=max_kernel).contains(&k)
             && self.stride.get() >= 1
             && [p.top, p.left, p.bottom, p.right].iter().all(|&x| x < k)
+    }
+
+    /// The pool descriptor: rows from `kernel` and `stride`, columns from `pool_cols`.
+    fn pool(&self) -> MaxPool2dDesc {
+        let (kw, sw) = self.pool_cols.unwrap_or((self.kernel, self.stride));
+        MaxPool2dDesc {
+            kernel: [self.kernel.get(), kw.get()],
+            stride: [self.stride.get(), sw.get()],
+            padding: self.padding(),
+        }
+    }
+
+    fn pool_ok(&self) -> bool {
+        let d = self.pool();
+        let p = d.padding;
+        d.kernel.iter().all(|k| (1..=MAX_POOL_KERNEL).contains(k))
+            && d.stride.iter().all(|&s| s >= 1)
+            && p.top.max(p.bottom) < d.kernel[0]
+            && p.left.max(p.right) < d.kernel[1]
     }
 }
 
@@ -785,9 +806,8 @@ fn act(action: Action) {
             run: r,
         } => {
             let isa = isa_cap(isa);
-            let valid = window.ok(MAX_POOL_KERNEL) && cap_ok(isa);
-            let desc =
-                MaxPool2dDesc::square(window.kernel.get(), window.stride.get(), window.padding());
+            let valid = window.pool_ok() && cap_ok(isa);
+            let desc = window.pool();
             let result = MaxPool2d::with_options(&desc, OpOptions::with_max_isa(isa));
             if let (Some(op), Some(sel)) = (built(result, Some(valid), Op::MaxPool), r) {
                 run(&op, &sel);
@@ -847,10 +867,9 @@ fn act(action: Action) {
         } => {
             let (cin, cout) = (cin.get(), cout.get());
             let p = OwnedParams::new(params, cout, 1, cin, 15);
-            let desc =
-                MaxPool2dDesc::square(window.kernel.get(), window.stride.get(), window.padding());
+            let desc = window.pool();
             let epilogue = epilogue.get();
-            let valid = window.ok(MAX_POOL_KERNEL)
+            let valid = window.pool_ok()
                 && p.ok(cout, 1, cin)
                 && epilogue_ok(epilogue)
                 && cap_ok(isa_cap(isa));

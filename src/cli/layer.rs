@@ -20,8 +20,8 @@ operators:
   conv        --input X --weights W [--bias B] [--layout L] [--stride S] [--pad P] [--relu] --output Y
               a KxK convolution, K from the weights' shape (1x1 at stride 1, pad 0 runs Conv1x1)
   pool        --input X --kernel K [--stride S] [--pad P] --output Y
-              K and S: one number, or ROWS,COLS (e.g. --kernel 1,2 --stride 1,2)
-              KxK max-pool (padding never wins)
+              a KHxKW max-pool (padding never wins); K, S and P: one number for both axes, or
+              ROWS,COLS (e.g. --kernel 1,3 --stride 1,2 --pad 0,1)
   bottleneck  --input X --reduce W1 [--reduce-bias B1] --weights W2 [--bias B2] [--layout L]
               [--stride S] [--pad P] [--relu] --output Y
               fused 1x1 reduction (W1, kernel 1x1) then KxK convolution (W2); --relu after both
@@ -42,8 +42,9 @@ flags:
   --output Y          where to write the NHWC result
   --layout L          weight layout: ohwi (default; incept's), oihw (PyTorch, ONNX),
                       hwio (TensorFlow); weights are 4-D, biases 1-D (out,)
-  --stride S          stride (default 1)
-  --pad P             zero padding on every side (default 0; 'same' for odd K is (K-1)/2)
+  --stride S          stride (default 1; pool: also ROWS,COLS)
+  --pad P             zero padding on every side (default 0; 'same' for odd K is (K-1)/2;
+                      pool: also ROWS,COLS, top and bottom then left and right)
   --relu              ReLU after the convolution(s)
   --algorithm A       conv, bottleneck, inception: auto|direct|winograd (default auto; winograd
                       only for 3x3 and 5x5 at stride 1)
@@ -491,13 +492,18 @@ fn pool(flags: &Flags) -> Result<(), String> {
     let options = flags.options()?;
     let kernel = flags.pair("--kernel", 0, 1)?;
     let stride = flags.pair("--stride", 1, 1)?;
-    let pad = flags.number("--pad", 0, 0)?;
+    let pad = flags.pair("--pad", 0, 0)?;
     flags.number("--threads", 0, 1)?;
     let input = read_input(flags)?;
     let desc = MaxPool2dDesc {
         kernel,
         stride,
-        padding: Padding::uniform(pad),
+        padding: Padding {
+            top: pad[0],
+            left: pad[1],
+            bottom: pad[0],
+            right: pad[1],
+        },
     };
     let axes = |[a, b]: [usize; 2], sep: &str| {
         if a == b {
@@ -514,10 +520,11 @@ fn pool(flags: &Flags) -> Result<(), String> {
         out_shape,
         &out,
         &format!(
-            "max-pool {}x{} stride {} pad {pad} on {}",
+            "max-pool {}x{} stride {} pad {} on {}",
             kernel[0],
             kernel[1],
             axes(stride, ","),
+            axes(pad, ","),
             op.isa()
         ),
     )

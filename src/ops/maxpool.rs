@@ -126,8 +126,8 @@ impl MaxPool2d {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidArgument`] for a window side outside `1..=MAX_POOL_KERNEL`, a zero
-    /// stride, or a padding not less than the window's side along it; [`ErrorKind::UnsupportedIsa`] if a cap names an
-    /// ISA this CPU lacks.
+    /// stride, or a padding not less than the window's side along it;
+    /// [`ErrorKind::UnsupportedIsa`] if a cap names an ISA this CPU lacks.
     ///
     /// # Examples
     ///

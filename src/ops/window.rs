@@ -99,8 +99,9 @@ impl Window {
 
     /// A `kernel[0] x kernel[1]` window moving `stride[0]` rows and `stride[1]` columns: checks
     /// each side in `1..=max_kernel`, each stride `>= 1`, and the top and bottom padding below
-    /// the window's height, the left and right below its width. Messages name a square
-    /// window's side "kernel", a rectangle's "kernel height" or "kernel width".
+    /// the window's height, the left and right below its width. Messages name the side of a
+    /// square window "kernel" (a rectangle's "kernel height" or "kernel width"), and equal
+    /// strides "stride" (else "vertical stride" or "horizontal stride").
     pub(crate) fn new_rect(
         op: &str,
         kernel: [usize; 2],
@@ -108,8 +109,7 @@ impl Window {
         padding: Padding,
         max_kernel: usize,
     ) -> Result<Self> {
-        let square = kernel[0] == kernel[1] && stride[0] == stride[1];
-        let [side_h, side_w] = if square {
+        let [side_h, side_w] = if kernel[0] == kernel[1] {
             ["kernel", "kernel"]
         } else {
             ["kernel height", "kernel width"]
@@ -121,7 +121,7 @@ impl Window {
                 )));
             }
         }
-        let [stride_h, stride_w] = if square {
+        let [stride_h, stride_w] = if stride[0] == stride[1] {
             ["stride", "stride"]
         } else {
             ["vertical stride", "horizontal stride"]
@@ -151,7 +151,8 @@ impl Window {
         })
     }
 
-    /// Output (height, width) for `input`, or an error if the padded input is smaller than the window.
+    /// Output (height, width) for `input`, or an error if the padded input is smaller than
+    /// the window.
     pub(crate) fn output_size(&self, op: &str, input: Nhwc) -> Result<(usize, usize)> {
         let ([kh, kw], p) = (self.kernel, self.padding);
         let overflow = || crate::error::overflow(&format!("{op} padded input size"));
@@ -232,7 +233,7 @@ impl Window {
     /// and no tap of a row clipped on both sides (`left + right <= kernel`).
     pub(crate) fn rows_as_lines(&self, max_skip: usize) -> bool {
         let p = self.padding;
-        self.stride[1] == 1
+        self.stride == [1, 1]
             && p.left <= max_skip
             && p.right <= max_skip
             && p.left + p.right <= self.kernel[1]
