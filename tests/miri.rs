@@ -350,19 +350,34 @@ fn winograd_conv_against_the_reference() {
     }
 }
 
-/// Max-pool: the sliding path (3x3 and 2x2 at stride 1, 3x3 at stride 2), the general path
-/// (a NaN in a window), and a channel count with a full vector block and a partial vector.
+/// Max-pool: the sliding path (3x3 and 2x2 at stride 1, 3x3 at stride 2, a 2x3 window moving 1
+/// row and 2 columns), the general path (a NaN in a window; a 3x1 window), and a channel count
+/// with a full vector block and a partial vector.
 #[test]
 fn maxpool_against_the_reference() {
     let cases = [
-        (3, 1, Padding::uniform(1), 9),
-        (2, 1, Padding::default(), 33),
-        (3, 2, Padding::uniform(1), 5),
+        ([3, 3], [1, 1], Padding::uniform(1), 9),
+        ([2, 2], [1, 1], Padding::default(), 33),
+        ([3, 3], [2, 2], Padding::uniform(1), 5),
+        ([2, 3], [1, 2], Padding::uniform(1), 17),
+        (
+            [3, 1],
+            [2, 1],
+            Padding {
+                top: 2,
+                ..Padding::default()
+            },
+            3,
+        ),
     ];
     for isa in pool_isas() {
-        for (i, &(k, s, p, c)) in cases.iter().enumerate() {
+        for (i, &(kernel, stride, p, c)) in cases.iter().enumerate() {
             let (n, h, w) = (1, 3, 5);
-            let desc = MaxPool2dDesc::square(k, s, p);
+            let desc = MaxPool2dDesc {
+                kernel,
+                stride,
+                padding: p,
+            };
             let pool = MaxPool2d::with_options(&desc, options(isa)).unwrap();
             let out = pool.output_shape(Nhwc::new(n, h, w, c)).unwrap();
             let in_spec = Spec::slice(n, h, w, c, 0, 1);
@@ -383,10 +398,10 @@ fn maxpool_against_the_reference() {
             .unwrap();
             let mut want = init.clone();
             let window = Window {
-                kh: k,
-                kw: k,
-                stride_h: s,
-                stride_w: s,
+                kh: kernel[0],
+                kw: kernel[1],
+                stride_h: stride[0],
+                stride_w: stride[1],
                 pad_top: p.top,
                 pad_left: p.left,
                 pad_bottom: p.bottom,
