@@ -357,7 +357,7 @@ typedef struct incept_padding {
 } incept_padding;
 
 /**
- * A square `kernel x kernel` convolution with one stride and per-side padding.
+ * A `kernel_h x kernel_w` convolution with a stride per axis and per-side padding.
  */
 typedef struct incept_conv2d_desc {
   /**
@@ -369,15 +369,23 @@ typedef struct incept_conv2d_desc {
    */
   size_t out_channels;
   /**
-   * Kernel side, 1..=16.
+   * Kernel rows, 1..=16.
    */
-  size_t kernel;
+  size_t kernel_h;
   /**
-   * Stride, at least 1.
+   * Kernel columns, 1..=16.
    */
-  size_t stride;
+  size_t kernel_w;
   /**
-   * Zero padding.
+   * Stride down the rows, at least 1.
+   */
+  size_t stride_h;
+  /**
+   * Stride along the columns, at least 1.
+   */
+  size_t stride_w;
+  /**
+   * Zero padding: top and bottom below `kernel_h`, left and right below `kernel_w`.
    */
   struct incept_padding padding;
   /**

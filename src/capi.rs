@@ -317,7 +317,7 @@ pub struct incept_conv1x1_desc {
     pub max_isa: u32,
 }
 
-/// A square `kernel x kernel` convolution with one stride and per-side padding.
+/// A `kernel_h x kernel_w` convolution with a stride per axis and per-side padding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct incept_conv2d_desc {
@@ -325,11 +325,15 @@ pub struct incept_conv2d_desc {
     pub in_channels: usize,
     /// Output channels.
     pub out_channels: usize,
-    /// Kernel side, 1..=16.
-    pub kernel: usize,
-    /// Stride, at least 1.
-    pub stride: usize,
-    /// Zero padding.
+    /// Kernel rows, 1..=16.
+    pub kernel_h: usize,
+    /// Kernel columns, 1..=16.
+    pub kernel_w: usize,
+    /// Stride down the rows, at least 1.
+    pub stride_h: usize,
+    /// Stride along the columns, at least 1.
+    pub stride_w: usize,
+    /// Zero padding: top and bottom below `kernel_h`, left and right below `kernel_w`.
     pub padding: incept_padding,
     /// Fused activation.
     pub epilogue: incept_epilogue,
@@ -1201,8 +1205,8 @@ pub unsafe extern "C" fn incept_conv2d_create(
         let desc = Conv2dDesc {
             in_channels: d.in_channels,
             out_channels: d.out_channels,
-            kernel: d.kernel,
-            stride: d.stride,
+            kernel: [d.kernel_h, d.kernel_w],
+            stride: [d.stride_h, d.stride_w],
             padding: padding(&d.padding),
             epilogue: epilogue(&d.epilogue, "epilogue")?,
         };

@@ -222,11 +222,14 @@ fn c_conv2d(
 
 #[test]
 fn conv2d_matches_rust_api() {
+    // A 3x2 kernel moving 2 rows and 1 column: swapping rows and columns would show.
     let desc = incept_conv2d_desc {
         in_channels: 6,
         out_channels: 9,
-        kernel: 3,
-        stride: 2,
+        kernel_h: 3,
+        kernel_w: 2,
+        stride_h: 2,
+        stride_w: 1,
         padding: incept_padding {
             top: 1,
             left: 0,
@@ -245,8 +248,8 @@ fn conv2d_matches_rust_api() {
     let rust_desc = Conv2dDesc {
         in_channels: 6,
         out_channels: 9,
-        kernel: 3,
-        stride: 2,
+        kernel: [3, 2],
+        stride: [2, 1],
         padding: Padding {
             top: 1,
             left: 0,
@@ -258,7 +261,7 @@ fn conv2d_matches_rust_api() {
             max: 30.0,
         },
     };
-    let w = weights(Mode::Exact, 9 * 3 * 3 * 6, 4);
+    let w = weights(Mode::Exact, 9 * 3 * 2 * 6, 4);
     let b = bias(Mode::Exact, 9, 5);
     let rust = Conv2d::new(&rust_desc, &w, Some(&b)).unwrap();
     let ishape = Nhwc::new(1, 9, 7, 6);
@@ -590,8 +593,10 @@ fn algorithm_and_accuracy_match_rust_api() {
     let desc = incept_conv2d_desc {
         in_channels: cin,
         out_channels: cout,
-        kernel: 5,
-        stride: 1,
+        kernel_h: 5,
+        kernel_w: 5,
+        stride_h: 1,
+        stride_w: 1,
         padding: pad(2),
         epilogue: RELU,
         max_isa: INCEPT_ISA_AUTO,
@@ -681,7 +686,8 @@ fn algorithm_and_accuracy_match_rust_api() {
         ),
         (
             incept_conv2d_desc {
-                kernel: 7,
+                kernel_h: 7,
+                kernel_w: 7,
                 padding: pad(3),
                 ..desc
             },
@@ -960,8 +966,10 @@ fn wrong_sizes_and_values_at_create() {
         let conv2d = incept_conv2d_desc {
             in_channels: CIN,
             out_channels: COUT,
-            kernel: 3,
-            stride: 0,
+            kernel_h: 3,
+            kernel_w: 3,
+            stride_h: 0,
+            stride_w: 0,
             padding: pad(1),
             epilogue: RELU,
             max_isa: 0,

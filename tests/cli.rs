@@ -225,7 +225,18 @@ fn ref_conv(
     (cout, k, stride, pad): (usize, usize, usize, usize),
     clamp: Clamp,
 ) -> (Nhwc, Vec<f32>) {
-    let window = Window::square(k, stride, pad);
+    ref_conv_window(x, xs, w, b, cout, &Window::square(k, stride, pad), clamp)
+}
+
+fn ref_conv_window(
+    x: &[f32],
+    xs: Nhwc,
+    w: &[f32],
+    b: Option<&[f32]>,
+    cout: usize,
+    window: &Window,
+    clamp: Clamp,
+) -> (Nhwc, Vec<f32>) {
     let (oh, ow) = window.output_size(xs.h, xs.w);
     let os = Nhwc::new(xs.n, oh, ow, cout);
     let mut y = vec![0.0; os.element_count().unwrap()];
@@ -234,7 +245,7 @@ fn ref_conv(
         &Layout::dense(xs.n, xs.h, xs.w, xs.c),
         w,
         b,
-        &window,
+        window,
         clamp,
         &mut y,
         &Layout::dense(os.n, os.h, os.w, os.c),
@@ -384,7 +395,7 @@ fn argument_errors_exit_2_with_a_message() {
     );
     layer(
         &["conv", "--weights", "w.npy", "--pad", "-1"],
-        &["--pad must be an integer >= 0, got '-1'"],
+        &["--pad must be an integer >= 0 or two (ROWS,COLS), got '-1'"],
     );
     layer(
         &["bottleneck", "--weights", "w.npy"],
@@ -500,6 +511,53 @@ fn layer_conv_matches_the_reference_in_every_layout() {
         assert_eq!(shape, dims(os), "case {i}");
         assert_close(&format!("conv case {i}"), &got, &want);
     }
+
+    // A 1x3 kernel (OIHW, as PyTorch saves it) moving 2 rows and 1 column, padded 1 column on
+    // each side: ROWS,COLS for the stride and the padding.
+    let (cout, kh, kw, c) = (5, 1, 3, xs.c);
+    let w = values(cout * kh * kw * c, 40);
+    let mut w_oihw = vec![0.0; w.len()];
+    for o in 0..cout {
+        for y in 0..kh {
+            for xk in 0..kw {
+                for i in 0..c {
+                    w_oihw[((o * c + i) * kh + y) * kw + xk] = w[((o * kh + y) * kw + xk) * c + i];
+                }
+            }
+        }
+    }
+    let wp = dir.join("w_rect.npy");
+    save(&wp, &[cout, c, kh, kw], &w_oihw);
+    let stdout = ok(&[
+        "layer",
+        "conv",
+        "--input",
+        s(&xp),
+        "--weights",
+        s(&wp),
+        "--layout",
+        "oihw",
+        "--stride",
+        "2,1",
+        "--pad",
+        "0,1",
+        "--output",
+        s(&yp),
+    ]);
+    assert!(stdout.contains("conv 1x3 stride 2,1 pad 0,1"), "{stdout}");
+    let window = Window {
+        kh,
+        kw,
+        stride_h: 2,
+        stride_w: 1,
+        pad_left: 1,
+        pad_right: 1,
+        ..Window::square(1, 1, 0)
+    };
+    let (os, want) = ref_conv_window(&x, xs, &w, None, cout, &window, NONE);
+    let (shape, got) = load(&yp);
+    assert_eq!(shape, dims(os));
+    assert_close("1x3 conv", &got, &want);
 
     // Every ISA this CPU has, through --isa.
     let (cout, k) = (8, 3);
@@ -631,32 +689,42 @@ fn layer_bottleneck_matches_two_reference_layers() {
     save(&p("b1.npy"), &[r], &b1);
     save(&p("w2.npy"), &s2, &d2);
     save(&p("b2.npy"), &[cout], &b2);
-    ok(&[
+    let (xp, w1p, w2p, yp) = (p("x.npy"), p("w1.npy"), p("w2.npy"), p("y.npy"));
+    let (b1p, b2p) = (p("b1.npy"), p("b2.npy"));
+    let base = [
         "layer",
         "bottleneck",
         "--input",
-        s(&p("x.npy")),
+        s(&xp),
         "--reduce",
-        s(&p("w1.npy")),
-        "--reduce-bias",
-        s(&p("b1.npy")),
-        "--weights",
-        s(&p("w2.npy")),
-        "--bias",
-        s(&p("b2.npy")),
+        s(&w1p),
         "--layout",
         "oihw",
-        "--pad",
-        "1",
-        "--relu",
         "--output",
-        s(&p("y.npy")),
+        s(&yp),
+    ];
+    let mut args = base.to_vec();
+    args.extend([
+        "--weights",
+        s(&w2p),
+        "--reduce-bias",
+        s(&b1p),
+        "--bias",
+        s(&b2p),
     ]);
+    args.extend(["--pad", "1", "--relu"]);
+    ok(&args);
     let (ms, mid) = ref_conv(&x, xs, &w1, Some(&b1), (r, 1, 1, 0), RELU);
     let (os, want) = ref_conv(&mid, ms, &w2, Some(&b2), (cout, k, 1, 1), RELU);
-    let (shape, got) = load(&p("y.npy"));
+    let (shape, got) = load(&yp);
     assert_eq!(shape, dims(os));
     assert_close("bottleneck", &got, &want);
+    // The bottleneck's convolution is square (a 3x5 OIHW kernel is refused, by name).
+    let w35 = p("w35.npy");
+    save(&w35, &[cout, r, 3, 5], &values(cout * r * 15, 9));
+    let mut args = base.to_vec();
+    args.extend(["--weights", s(&w35)]);
+    fails(&args, &["w35.npy", "needs a square (KxK) kernel, got 3x5"]);
 }
 
 /// Writes a module's weights (OHWI in `layout`) into `dir` under the documented names; the
@@ -864,11 +932,12 @@ fn npy_and_shape_errors_name_the_file_and_the_numbers() {
         &[],
         &["w5.npy", "5 input channels", "x.npy", "has 4"],
     );
+    // As OIHW the same file is a 3x5 kernel over 3 input channels.
     conv(
         &p("x.npy"),
         &p("w5.npy"),
         &["--layout", "oihw"],
-        &["w5.npy", "kernel is 3x5", "OIHW", "(6, 3, 3, 5)"],
+        &["w5.npy", "3 input channels", "x.npy", "has 4"],
     );
     save(&p("b7.npy"), &[7], &values(7, 12));
     conv(

@@ -1,7 +1,7 @@
 //! `Conv2d` against the reference oracle (`reference::conv2d`), on every ISA this CPU supports,
 //! selected per operator with `OpOptions::max_isa` (never the global cap: tests run in
-//! parallel). Property tests over kernel 1..=7, stride 1..=3 and independent padding on each
-//! side; the GoogLeNet shapes at reduced channel counts; thread-count determinism; and one
+//! parallel). Property tests over kernels of 1..=7 rows and columns (square half the time),
+//! strides 1..=3 per axis and independent padding on each side; the GoogLeNet shapes at reduced channel counts; thread-count determinism; and one
 //! test per error case.
 
 mod common;
@@ -45,11 +45,16 @@ fn pool(threads: usize) -> &'static ThreadPool {
 
 /// The oracle's window for a square kernel, one stride, per-side padding.
 fn window_of(kernel: usize, stride: usize, p: Padding) -> Window {
+    window_rect([kernel; 2], [stride; 2], p)
+}
+
+/// The oracle's window for a `kernel[0] x kernel[1]` kernel, a stride per axis.
+fn window_rect(kernel: [usize; 2], stride: [usize; 2], p: Padding) -> Window {
     Window {
-        kh: kernel,
-        kw: kernel,
-        stride_h: stride,
-        stride_w: stride,
+        kh: kernel[0],
+        kw: kernel[1],
+        stride_h: stride[0],
+        stride_w: stride[1],
         pad_top: p.top,
         pad_left: p.left,
         pad_bottom: p.bottom,
@@ -65,8 +70,19 @@ fn output_hw(
     stride: usize,
     p: Padding,
 ) -> Option<(usize, usize)> {
+    output_hw_rect(h, w, [kernel; 2], [stride; 2], p)
+}
+
+/// [`output_hw`] for a `kernel[0] x kernel[1]` kernel and a stride per axis.
+fn output_hw_rect(
+    h: usize,
+    w: usize,
+    [kh, kw]: [usize; 2],
+    [sh, sw]: [usize; 2],
+    p: Padding,
+) -> Option<(usize, usize)> {
     let (ph, pw) = (h + p.top + p.bottom, w + p.left + p.right);
-    (ph >= kernel && pw >= kernel).then(|| ((ph - kernel) / stride + 1, (pw - kernel) / stride + 1))
+    (ph >= kh && pw >= kw).then(|| ((ph - kh) / sh + 1, (pw - kw) / sw + 1))
 }
 
 /// Valid (non-padding) taps along one axis, summed over the outputs: counted tap by tap.
@@ -85,6 +101,17 @@ fn desc_of(
     cout: usize,
     kernel: usize,
     stride: usize,
+    padding: Padding,
+    epilogue: Epilogue,
+) -> Conv2dDesc {
+    desc_rect(cin, cout, [kernel; 2], [stride; 2], padding, epilogue)
+}
+
+fn desc_rect(
+    cin: usize,
+    cout: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
     padding: Padding,
     epilogue: Epilogue,
 ) -> Conv2dDesc {
@@ -130,8 +157,8 @@ impl Par {
 
 #[derive(Clone, Debug)]
 struct Case {
-    kernel: usize,
-    stride: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
     padding: Padding,
     in_spec: Spec,
     out_spec: Spec,
@@ -148,7 +175,7 @@ struct Case {
 
 impl Case {
     fn desc(&self) -> Conv2dDesc {
-        desc_of(
+        desc_rect(
             self.in_spec.c,
             self.out_spec.c,
             self.kernel,
@@ -159,7 +186,7 @@ impl Case {
     }
 
     fn window(&self) -> Window {
-        window_of(self.kernel, self.stride, self.padding)
+        window_rect(self.kernel, self.stride, self.padding)
     }
 }
 
@@ -173,8 +200,8 @@ fn check_case(case: &Case) {
         with_bias,
         mode,
         seed,
-        kernel,
-        stride,
+        kernel: [kh, kw],
+        stride: [sh, sw],
         padding,
         ..
     } = *case;
@@ -190,7 +217,7 @@ fn check_case(case: &Case) {
         &common::activations(mode, in_spec.pixels() * cin, seed),
         INPUT_PAD,
     );
-    let weights = common::weights(mode, cout * kernel * kernel * cin, seed);
+    let weights = common::weights(mode, cout * kh * kw * cin, seed);
     let bias = with_bias.then(|| common::bias(mode, cout, seed));
     let init = vec![OUTPUT_SENTINEL; out_spec.buffer_len()];
     let want = common::reference_conv(
@@ -211,11 +238,11 @@ fn check_case(case: &Case) {
             bias.as_deref(),
             &window,
             &out_spec,
-            kernel * kernel * cin + 1,
+            kh * kw * cin + 1,
         )
     });
-    let want_macs = valid_taps(in_spec.h, out_spec.h, kernel, stride, padding.top)
-        * valid_taps(in_spec.w, out_spec.w, kernel, stride, padding.left)
+    let want_macs = valid_taps(in_spec.h, out_spec.h, kh, sh, padding.top)
+        * valid_taps(in_spec.w, out_spec.w, kw, sw, padding.left)
         * (in_spec.n * cin * cout) as u64;
 
     for isa in common::isas() {
@@ -291,13 +318,13 @@ fn width() -> impl Strategy<Value = usize> {
 
 /// Padding: each side independently in `0..kernel`, or the same on every side (including
 /// `kernel - 1`, which makes a 1x1 image valid for any kernel).
-fn padding(kernel: usize) -> impl Strategy<Value = Padding> {
+fn padding([kh, kw]: [usize; 2]) -> impl Strategy<Value = Padding> {
     prop_oneof![
-        3 => (0..kernel, 0..kernel, 0..kernel, 0..kernel).prop_map(|(top, left, bottom, right)| {
+        3 => (0..kh, 0..kw, 0..kh, 0..kw).prop_map(|(top, left, bottom, right)| {
             Padding { top, left, bottom, right }
         }),
-        1 => (0..kernel).prop_map(Padding::uniform),
-        1 => Just(Padding::uniform(kernel - 1)),
+        1 => (0..kh.min(kw)).prop_map(Padding::uniform),
+        1 => Just(Padding { top: kh - 1, left: kw - 1, bottom: kh - 1, right: kw - 1 }),
     ]
 }
 
@@ -338,8 +365,8 @@ fn spec(n: usize, h: usize, w: usize, c: usize) -> impl Strategy<Value = Spec> {
 /// then the larger channel count, so a large image keeps running with few channels.
 #[derive(Clone, Copy, Debug)]
 struct Geometry {
-    kernel: usize,
-    stride: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
     padding: Padding,
     n: usize,
     h: usize,
@@ -349,8 +376,20 @@ struct Geometry {
 }
 
 fn geometry() -> impl Strategy<Value = Geometry> {
-    (1usize..=7, 1usize..=3)
-        .prop_flat_map(|(kernel, stride)| {
+    (
+        1usize..=7,
+        1usize..=7,
+        1usize..=3,
+        1usize..=3,
+        any::<bool>(),
+    )
+        .prop_flat_map(|(kh, kw, sh, sw, square)| {
+            // Half the cases square (the common convolutions), half any rectangle.
+            let (kernel, stride) = if square {
+                ([kh; 2], [sh; 2])
+            } else {
+                ([kh, kw], [sh, sw])
+            };
             (
                 Just(kernel),
                 Just(stride),
@@ -364,8 +403,8 @@ fn geometry() -> impl Strategy<Value = Geometry> {
         })
         .prop_map(|(kernel, stride, padding, n, h, w, cin, cout)| {
             // Raise a too-small image to the least the padded kernel accepts.
-            let h = h.max(kernel.saturating_sub(padding.top + padding.bottom));
-            let w = w.max(kernel.saturating_sub(padding.left + padding.right));
+            let h = h.max(kernel[0].saturating_sub(padding.top + padding.bottom));
+            let w = w.max(kernel[1].saturating_sub(padding.left + padding.right));
             let mut g = Geometry {
                 kernel,
                 stride,
@@ -376,8 +415,8 @@ fn geometry() -> impl Strategy<Value = Geometry> {
                 cin,
                 cout,
             };
-            let (oh, ow) = output_hw(h, w, kernel, stride, padding).expect("valid geometry");
-            let work = |g: &Geometry| g.n * oh * ow * kernel * kernel * g.cin * g.cout;
+            let (oh, ow) = output_hw_rect(h, w, kernel, stride, padding).expect("valid geometry");
+            let work = |g: &Geometry| g.n * oh * ow * kernel[0] * kernel[1] * g.cin * g.cout;
             while work(&g) > CASE_MAC_BUDGET && g.n > 1 {
                 g.n -= 1;
             }
@@ -395,7 +434,7 @@ fn geometry() -> impl Strategy<Value = Geometry> {
 fn case(mode: Mode) -> impl Strategy<Value = Case> {
     geometry()
         .prop_flat_map(move |g| {
-            let (oh, ow) = output_hw(g.h, g.w, g.kernel, g.stride, g.padding).expect("valid");
+            let (oh, ow) = output_hw_rect(g.h, g.w, g.kernel, g.stride, g.padding).expect("valid");
             (
                 Just(g),
                 spec(g.n, g.h, g.w, g.cin),
@@ -447,7 +486,7 @@ proptest! {
     }
 
     /// Random floats: every ISA within `(K+1) * 2^-23 * sum|a*b| + 1e-6` of the oracle,
-    /// `K = kernel^2 * cin`.
+    /// `K = kh * kw * cin`.
     #[test]
     fn random_inputs_match_the_reference_within_rounding(case in case(Mode::Random)) {
         check_case(&case);
@@ -473,8 +512,8 @@ fn fixed_case(
 ) -> Case {
     let (oh, ow) = output_hw(h, w, kernel, stride, padding).expect("valid geometry");
     Case {
-        kernel,
-        stride,
+        kernel: [kernel; 2],
+        stride: [stride; 2],
         padding,
         in_spec: Spec::dense(n, h, w, cin),
         out_spec: Spec::dense(n, oh, ow, cout),
@@ -704,8 +743,8 @@ fn parallel_chunks_cut_border_rectangles_exactly() {
         for (j, par) in [Par::Pool(2), Par::Pool(3)].into_iter().enumerate() {
             let (oh, ow) = output_hw(h, w, kernel, stride, padding).unwrap();
             let case = Case {
-                kernel,
-                stride,
+                kernel: [kernel; 2],
+                stride: [stride; 2],
                 padding,
                 in_spec: Spec::slice(n, h, w, cin, 1, 2).with_margins(2, 1),
                 out_spec: Spec::slice(n, oh, ow, cout, 4, 3).with_margins(1, 2),
@@ -970,7 +1009,7 @@ fn kernel_larger_than_the_padded_input() {
 #[test]
 fn zero_stride() {
     let desc = Conv2dDesc {
-        stride: 0,
+        stride: [0; 2],
         ..Conv2dDesc::same(3, 4, 3, Epilogue::None)
     };
     assert_error(

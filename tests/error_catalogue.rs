@@ -855,7 +855,7 @@ fn huge_sizes_are_rejected_before_any_allocation() {
     );
     // 2^24 x 256 taps x 2^24 = 2^56.
     let desc = Conv2dDesc {
-        kernel: 16,
+        kernel: [16; 2],
         ..Conv2dDesc::same(1 << 24, 1 << 24, 1, Epilogue::None)
     };
     refused(
@@ -1465,11 +1465,25 @@ fn winograd_forced_on_a_shape_it_cannot_compute() {
         "conv2d: Winograd needs a 3x3 or 5x5 kernel with stride 1, got kernel 7, stride 1"
     );
     let strided = Conv2dDesc {
-        stride: 2,
+        stride: [2; 2],
         ..Conv2dDesc::same(4, 5, 3, Epilogue::None)
     };
     let e = Conv2d::with_options(&strided, &[0.0; 5 * 9 * 4], None, winograd).unwrap_err();
     assert!(e.message().contains("got kernel 3, stride 2"), "{e}");
+    let rect = Conv2dDesc::same_rect(4, 5, [1, 7], Epilogue::None);
+    let e = Conv2d::with_options(&rect, &[0.0; 5 * 7 * 4], None, winograd).unwrap_err();
+    assert_eq!(
+        e.message(),
+        "conv2d: Winograd needs a 3x3 or 5x5 kernel with stride 1, got kernel 1x7, stride 1,1"
+    );
+    // Auto under the relaxed policy runs it directly.
+    let relaxed = OpOptions {
+        accuracy: incept::Accuracy::Relaxed,
+        ..OpOptions::default()
+    };
+    let rect = Conv2dDesc::same_rect(16, 16, [1, 7], Epilogue::None);
+    let conv = Conv2d::with_options(&rect, &[0.0; 16 * 7 * 16], None, relaxed).unwrap();
+    assert_eq!(conv.algorithm(), incept::ConvAlgorithm::Direct);
     let desc = BottleneckDesc {
         stride: 2,
         ..BottleneckDesc::same_relu(6, 4, 5, 3)

@@ -65,7 +65,7 @@ fn huge_stride_times_pixel_stride_overflows_in_run() {
     let input = || TensorView::with_layout(&x, Nhwc::new(1, 2, 2, 1), 2, 0).unwrap();
     let conv = Conv2d::new(
         &Conv2dDesc {
-            stride: usize::MAX,
+            stride: [usize::MAX; 2],
             ..Conv2dDesc::same(1, 1, 1, Epilogue::None)
         },
         &[2.0],

@@ -253,8 +253,8 @@ fn conv2d_with_borders_against_the_reference() {
             let desc = Conv2dDesc {
                 in_channels: cin,
                 out_channels: cout,
-                kernel: k,
-                stride: s,
+                kernel: [k; 2],
+                stride: [s; 2],
                 padding: p,
                 epilogue: Epilogue::Relu,
             };

@@ -157,8 +157,8 @@ fn check_case(
     let desc = Conv2dDesc {
         in_channels: cin,
         out_channels: cout,
-        kernel: k,
-        stride: 1,
+        kernel: [k; 2],
+        stride: [1; 2],
         padding,
         epilogue,
     };
@@ -307,7 +307,7 @@ fn algorithm_choice() {
     let weights = vec![0.5f32; 96 * 49 * 96];
     let auto = |accuracy, kernel: usize, cin: usize, cout: usize, stride| {
         let desc = Conv2dDesc {
-            stride,
+            stride: [stride; 2],
             ..Conv2dDesc::same(cin, cout, kernel, Epilogue::None)
         };
         let options = OpOptions {

@@ -317,8 +317,9 @@ struct Window {
     kernel: Size,
     stride: Size,
     padding: [Size; 4],
-    /// A pool's own window width and horizontal stride (else as `kernel` and `stride`).
-    pool_cols: Option<(Size, Size)>,
+    /// The window width and horizontal stride of a pool or a `Conv2d` (else as `kernel` and
+    /// `stride`: square).
+    cols: Option<(Size, Size)>,
 }
 
 impl Window {
@@ -339,23 +340,30 @@ impl Window {
             && [p.top, p.left, p.bottom, p.right].iter().all(|&x| x < k)
     }
 
-    /// The pool descriptor: rows from `kernel` and `stride`, columns from `pool_cols`.
-    fn pool(&self) -> MaxPool2dDesc {
-        let (kw, sw) = self.pool_cols.unwrap_or((self.kernel, self.stride));
-        MaxPool2dDesc {
-            kernel: [self.kernel.get(), kw.get()],
-            stride: [self.stride.get(), sw.get()],
-            padding: self.padding(),
-        }
+    /// `[rows, cols]` of the window and of the stride: rows from `kernel` and `stride`,
+    /// columns from `cols`.
+    fn rect(&self) -> ([usize; 2], [usize; 2]) {
+        let (kw, sw) = self.cols.unwrap_or((self.kernel, self.stride));
+        ([self.kernel.get(), kw.get()], [self.stride.get(), sw.get()])
     }
 
-    fn pool_ok(&self) -> bool {
-        let d = self.pool();
-        let p = d.padding;
-        d.kernel.iter().all(|k| (1..=MAX_POOL_KERNEL).contains(k))
-            && d.stride.iter().all(|&s| s >= 1)
-            && p.top.max(p.bottom) < d.kernel[0]
-            && p.left.max(p.right) < d.kernel[1]
+    /// Whether [`Window::rect`] with this padding is a valid window of sides up to `max_kernel`.
+    fn rect_ok(&self, max_kernel: usize) -> bool {
+        let ([kh, kw], stride) = self.rect();
+        let p = self.padding();
+        [kh, kw].iter().all(|k| (1..=max_kernel).contains(k))
+            && stride.iter().all(|&s| s >= 1)
+            && p.top.max(p.bottom) < kh
+            && p.left.max(p.right) < kw
+    }
+
+    fn pool(&self) -> MaxPool2dDesc {
+        let (kernel, stride) = self.rect();
+        MaxPool2dDesc {
+            kernel,
+            stride,
+            padding: self.padding(),
+        }
     }
 }
 
@@ -630,7 +638,7 @@ fn run(op: &Op, sel: &RunSel) {
     let expected = op.output_shape(in_shape);
     if let Ok(exp) = expected {
         let taps = match op {
-            Op::Conv2d(c) => (c.desc().kernel * c.desc().kernel) as u64,
+            Op::Conv2d(c) => (c.desc().kernel[0] * c.desc().kernel[1]) as u64,
             Op::Bottleneck(b) => (b.desc().kernel * b.desc().kernel) as u64 + 1,
             Op::MaxPool(m) => (m.desc().kernel[0] * m.desc().kernel[1]) as u64,
             Op::Inception(_) => 40,
@@ -774,19 +782,20 @@ fn act(action: Action) {
             isa,
             run: r,
         } => {
-            let (cin, cout, k) = (cin.get(), cout.get(), window.kernel.get());
-            let taps = k.saturating_mul(k);
+            let (cin, cout) = (cin.get(), cout.get());
+            let (kernel, stride) = window.rect();
+            let taps = kernel[0].saturating_mul(kernel[1]);
             let p = OwnedParams::new(params, cout, taps, cin, 12);
             let (epilogue, isa) = (epilogue.get(), isa_cap(isa));
-            let valid = window.ok(MAX_KERNEL)
+            let valid = window.rect_ok(MAX_KERNEL)
                 && p.ok(cout, taps, cin)
                 && epilogue_ok(epilogue)
                 && cap_ok(isa);
             let desc = Conv2dDesc {
                 in_channels: cin,
                 out_channels: cout,
-                kernel: k,
-                stride: window.stride.get(),
+                kernel,
+                stride,
                 padding: window.padding(),
                 epilogue,
             };
@@ -806,7 +815,7 @@ fn act(action: Action) {
             run: r,
         } => {
             let isa = isa_cap(isa);
-            let valid = window.pool_ok() && cap_ok(isa);
+            let valid = window.rect_ok(MAX_POOL_KERNEL) && cap_ok(isa);
             let desc = window.pool();
             let result = MaxPool2d::with_options(&desc, OpOptions::with_max_isa(isa));
             if let (Some(op), Some(sel)) = (built(result, Some(valid), Op::MaxPool), r) {
@@ -869,7 +878,7 @@ fn act(action: Action) {
             let p = OwnedParams::new(params, cout, 1, cin, 15);
             let desc = window.pool();
             let epilogue = epilogue.get();
-            let valid = window.pool_ok()
+            let valid = window.rect_ok(MAX_POOL_KERNEL)
                 && p.ok(cout, 1, cin)
                 && epilogue_ok(epilogue)
                 && cap_ok(isa_cap(isa));

@@ -1,5 +1,6 @@
 //! Differential fuzzing of the convolutions against `incept::reference::conv2d`: `Conv2d`
-//! (kernel 1..=7, stride 1..=3, per-side padding < kernel), `Conv1x1`, and the fused
+//! (kernels of 1..=7 rows and columns, square or not, strides 1..=3 per axis, per-side padding
+//! below the kernel's side along it), `Conv1x1`, and the fused
 //! `Bottleneck` (1x1 then KxK, against the two reference layers), on every ISA this CPU has
 //! (through `OpOptions::max_isa`), every epilogue (invalid clamps must be refused), channel
 //! slices with margins on both views, and sequential / global / 2- and 3-thread pools.
@@ -45,6 +46,8 @@ struct Case {
     reduce: u8,
     kernel: u8,
     stride: u8,
+    /// `Conv2d`: another kernel width and horizontal stride (else square).
+    cols: Option<(u8, u8)>,
     padding: [u8; 4],
     epilogue: EpilogueSel,
     reduce_epilogue: EpilogueSel,
@@ -114,19 +117,28 @@ fn check(case: &Case) {
     let cin = 1 + usize::from(case.cin) % chans;
     let cout = 1 + usize::from(case.cout) % chans;
     let reduce = 1 + usize::from(case.reduce) % chans;
+    // [rows, cols] of the kernel and the stride.
     let (kernel, stride, padding) = if op == Op::Conv1x1 {
-        (1, 1, Padding::default())
+        ([1, 1], [1, 1], Padding::default())
     } else {
-        let k = 1 + usize::from(case.kernel) % 7;
-        let p = case.padding.map(|p| usize::from(p) % k);
-        let padding = Padding {
-            top: p[0],
-            left: p[1],
-            bottom: p[2],
-            right: p[3],
+        let (kh, sh) = (
+            1 + usize::from(case.kernel) % 7,
+            1 + usize::from(case.stride) % 3,
+        );
+        let (kw, sw) = match case.cols {
+            Some((k, s)) if op == Op::Conv2d => (1 + usize::from(k) % 7, 1 + usize::from(s) % 3),
+            _ => (kh, sh),
         };
-        (k, 1 + usize::from(case.stride) % 3, padding)
+        let p = case.padding;
+        let padding = Padding {
+            top: usize::from(p[0]) % kh,
+            left: usize::from(p[1]) % kw,
+            bottom: usize::from(p[2]) % kh,
+            right: usize::from(p[3]) % kw,
+        };
+        ([kh, kw], [sh, sw], padding)
     };
+    let taps = kernel[0] * kernel[1];
     let winograd = case.winograd && op == Op::Conv2d;
     // The bottleneck's reference is two layers: its random-mode bound would need both stages'.
     // Winograd's results are not sums of exact products, and infinities make it NaN: random data.
@@ -142,7 +154,7 @@ fn check(case: &Case) {
     let reduce_epilogue = case.reduce_epilogue.get();
     let conv_cin = if op == Op::Bottleneck { reduce } else { cin };
 
-    let wts = weights(mode, cout * kernel * kernel * conv_cin, seed);
+    let wts = weights(mode, cout * taps * conv_cin, seed);
     let bias = case.bias.then(|| biases(mode, cout, seed));
     let reduce_wts = weights(mode, reduce * cin, seed ^ 0x5EED);
     let reduce_bias = case
@@ -168,8 +180,8 @@ fn check(case: &Case) {
                 in_channels: cin,
                 reduce_channels: reduce,
                 out_channels: cout,
-                kernel,
-                stride,
+                kernel: kernel[0],
+                stride: stride[0],
                 padding,
                 reduce_epilogue,
                 epilogue,
@@ -201,18 +213,18 @@ fn check(case: &Case) {
     assert_eq!(built.isa(), isa, "max_isa {isa} must select {isa}");
 
     let window = Window {
-        kh: kernel,
-        kw: kernel,
-        stride_h: stride,
-        stride_w: stride,
+        kh: kernel[0],
+        kw: kernel[1],
+        stride_h: stride[0],
+        stride_w: stride[1],
         pad_top: padding.top,
         pad_left: padding.left,
         pad_bottom: padding.bottom,
         pad_right: padding.right,
     };
     let in_shape = Nhwc::new(n, h, w, cin);
-    let fits =
-        h + padding.top + padding.bottom >= kernel && w + padding.left + padding.right >= kernel;
+    let fits = h + padding.top + padding.bottom >= kernel[0]
+        && w + padding.left + padding.right >= kernel[1];
     if !fits {
         let e = built
             .output_shape(in_shape)
@@ -227,7 +239,7 @@ fn check(case: &Case) {
         Some(out_shape),
         "{case:?}"
     );
-    let macs = n * oh * ow * kernel * kernel * conv_cin * cout
+    let macs = n * oh * ow * taps * conv_cin * cout
         + if op == Op::Bottleneck {
             n * h * w * cin * reduce
         } else {
@@ -311,7 +323,7 @@ fn check(case: &Case) {
             let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
             let abs_bias = bias.as_deref().map(abs);
             let mut magnitude = oracle(&abs(&in_buf), &abs(&wts), abs_bias.as_deref(), false);
-            let reduction = (kernel * kernel * cin + 1) as f32;
+            let reduction = (taps * cin + 1) as f32;
             if winograd {
                 // One bound for the whole tensor, from its largest magnitude.
                 let largest = magnitude
@@ -336,8 +348,13 @@ fn check(case: &Case) {
 
 /// Whether Winograd was (rightly) refused: asked for anything but a 3x3 or 5x5 at stride 1, the
 /// operator must be an `InvalidArgument` naming Winograd.
-fn winograd_refused(winograd: bool, kernel: usize, stride: usize, built: &Result<Built>) -> bool {
-    if !winograd || (matches!(kernel, 3 | 5) && stride == 1) {
+fn winograd_refused(
+    winograd: bool,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    built: &Result<Built>,
+) -> bool {
+    if !winograd || (matches!(kernel, [3, 3] | [5, 5]) && stride == [1, 1]) {
         return false;
     }
     match built {
@@ -345,7 +362,7 @@ fn winograd_refused(winograd: bool, kernel: usize, stride: usize, built: &Result
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
             assert!(e.message().contains("Winograd"), "{e}");
         }
-        Ok(_) => panic!("Winograd accepted a {kernel}x{kernel} stride-{stride} convolution"),
+        Ok(_) => panic!("Winograd accepted a {kernel:?} stride-{stride:?} convolution"),
     }
     true
 }

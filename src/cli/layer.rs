@@ -18,7 +18,8 @@ usage: incept layer OPERATOR [FLAGS]   run one operator on .npy files (float32 '
 
 operators:
   conv        --input X --weights W [--bias B] [--layout L] [--stride S] [--pad P] [--relu] --output Y
-              a KxK convolution, K from the weights' shape (1x1 at stride 1, pad 0 runs Conv1x1)
+              a KHxKW convolution, KH and KW from the weights' shape (1x1 at stride 1, pad 0
+              runs Conv1x1); S and P: one number for both axes, or ROWS,COLS
   pool        --input X --kernel K [--stride S] [--pad P] --output Y
               a KHxKW max-pool (padding never wins); K, S and P: one number for both axes, or
               ROWS,COLS (e.g. --kernel 1,3 --stride 1,2 --pad 0,1)
@@ -42,9 +43,9 @@ flags:
   --output Y          where to write the NHWC result
   --layout L          weight layout: ohwi (default; incept's), oihw (PyTorch, ONNX),
                       hwio (TensorFlow); weights are 4-D, biases 1-D (out,)
-  --stride S          stride (default 1; pool: also ROWS,COLS)
+  --stride S          stride (default 1; conv and pool: also ROWS,COLS)
   --pad P             zero padding on every side (default 0; 'same' for odd K is (K-1)/2;
-                      pool: also ROWS,COLS, top and bottom then left and right)
+                      conv and pool: also ROWS,COLS, top and bottom then left and right)
   --relu              ReLU after the convolution(s)
   --algorithm A       conv, bottleneck, inception: auto|direct|winograd (default auto; winograd
                       only for 3x3 and 5x5 at stride 1)
@@ -317,12 +318,6 @@ impl Weights {
                 shape_str(&array.shape)
             ));
         }
-        if kh != kw {
-            return Err(format!(
-                "{file}: the kernel is {kh}x{kw} ({name} shape {}); incept's convolutions are square (KxK)",
-                shape_str(&array.shape)
-            ));
-        }
         let shape = WeightShape {
             out_channels,
             kh,
@@ -340,8 +335,16 @@ impl Weights {
         })
     }
 
-    fn kernel(&self) -> usize {
-        self.shape.kh
+    /// The kernel side of square weights, or an error naming `what` needs them square.
+    fn square_kernel(&self, what: &str) -> Result<usize, String> {
+        let WeightShape { kh, kw, .. } = self.shape;
+        if kh != kw {
+            return Err(format!(
+                "{}: {what} needs a square (KxK) kernel, got {kh}x{kw}",
+                self.file
+            ));
+        }
+        Ok(kh)
     }
 
     /// Checks that these weights read `channels` channels, produced by `source`.
@@ -356,11 +359,11 @@ impl Weights {
     }
 
     fn expect_kernel(&self, kernel: usize, what: &str) -> Result<(), String> {
-        if self.kernel() != kernel {
+        let WeightShape { kh, kw, .. } = self.shape;
+        if (kh, kw) != (kernel, kernel) {
             return Err(format!(
-                "{}: {what} must be {kernel}x{kernel}, got a {k}x{k} kernel",
-                self.file,
-                k = self.kernel()
+                "{}: {what} must be {kernel}x{kernel}, got a {kh}x{kw} kernel",
+                self.file
             ));
         }
         Ok(())
@@ -428,17 +431,20 @@ fn conv(flags: &Flags) -> Result<(), String> {
     flags.require_all(&["--input", "--weights", "--output"])?;
     let options = flags.options()?;
     let layout = flags.layout()?;
-    let stride = flags.number("--stride", 1, 1)?;
-    let pad = flags.number("--pad", 0, 0)?;
+    let stride = flags.pair("--stride", 1, 1)?;
+    let pad = flags.pair("--pad", 0, 0)?;
     let epilogue = epilogue(flags);
     flags.number("--threads", 0, 1)?;
     let input = read_input(flags)?;
     let weights = Weights::read(flags.required("--weights")?, layout)?;
     weights.expect_in(input.shape.c, &input.file)?;
     let bias = weights.bias(flags.get("--bias"))?;
-    let (k, cout) = (weights.kernel(), weights.shape.out_channels);
+    let (kernel, cout) = (
+        [weights.shape.kh, weights.shape.kw],
+        weights.shape.out_channels,
+    );
     // A forced Winograd goes to Conv2d, which refuses a 1x1 with a clear message.
-    let pointwise = k == 1 && stride == 1 && pad == 0;
+    let pointwise = kernel == [1, 1] && stride == [1, 1] && pad == [0, 0];
     let (out_shape, out, isa, winograd) =
         if pointwise && options.algorithm != ConvAlgorithm::Winograd {
             let op = Conv1x1::with_options(
@@ -460,9 +466,9 @@ fn conv(flags: &Flags) -> Result<(), String> {
             let desc = Conv2dDesc {
                 in_channels: input.shape.c,
                 out_channels: cout,
-                kernel: k,
+                kernel,
                 stride,
-                padding: Padding::uniform(pad),
+                padding: padding_of(pad),
                 epilogue,
             };
             let op = Conv2d::with_options(&desc, &weights.ohwi, bias.as_deref(), options)
@@ -482,8 +488,33 @@ fn conv(flags: &Flags) -> Result<(), String> {
         flags,
         out_shape,
         &out,
-        &format!("conv {k}x{k} stride {stride} pad {pad}{relu}{algorithm} on {isa}"),
+        &format!(
+            "conv {}x{} stride {} pad {}{relu}{algorithm} on {isa}",
+            kernel[0],
+            kernel[1],
+            axes(stride),
+            axes(pad)
+        ),
     )
+}
+
+/// `[rows, cols]` padding: `rows` above and below, `cols` left and right.
+fn padding_of([rows, cols]: [usize; 2]) -> Padding {
+    Padding {
+        top: rows,
+        left: cols,
+        bottom: rows,
+        right: cols,
+    }
+}
+
+/// `a` if both axes agree, else `a,b` (as the flags take them).
+fn axes([a, b]: [usize; 2]) -> String {
+    if a == b {
+        a.to_string()
+    } else {
+        format!("{a},{b}")
+    }
 }
 
 fn pool(flags: &Flags) -> Result<(), String> {
@@ -498,19 +529,7 @@ fn pool(flags: &Flags) -> Result<(), String> {
     let desc = MaxPool2dDesc {
         kernel,
         stride,
-        padding: Padding {
-            top: pad[0],
-            left: pad[1],
-            bottom: pad[0],
-            right: pad[1],
-        },
-    };
-    let axes = |[a, b]: [usize; 2], sep: &str| {
-        if a == b {
-            a.to_string()
-        } else {
-            format!("{a}{sep}{b}")
-        }
+        padding: padding_of(pad),
     };
     let op = MaxPool2d::with_options(&desc, options).map_err(&err)?;
     let out_shape = op.output_shape(input.shape).map_err(&err)?;
@@ -523,8 +542,8 @@ fn pool(flags: &Flags) -> Result<(), String> {
             "max-pool {}x{} stride {} pad {} on {}",
             kernel[0],
             kernel[1],
-            axes(stride, ","),
-            axes(pad, ","),
+            axes(stride),
+            axes(pad),
             op.isa()
         ),
     )
@@ -550,7 +569,7 @@ fn bottleneck(flags: &Flags) -> Result<(), String> {
     )?;
     let reduce_bias = reduce.bias(flags.get("--reduce-bias"))?;
     let conv_bias = conv.bias(flags.get("--bias"))?;
-    let k = conv.kernel();
+    let k = conv.square_kernel("the bottleneck's convolution (--weights)")?;
     let desc = BottleneckDesc {
         in_channels: input.shape.c,
         reduce_channels: reduce.shape.out_channels,

@@ -213,8 +213,8 @@ fn conv(shape: ConvShape, batch: usize, options: OpOptions) -> R<Prepared> {
     let desc = Conv2dDesc {
         in_channels: cin,
         out_channels: cout,
-        kernel: k,
-        stride,
+        kernel: [k; 2],
+        stride: [stride; 2],
         padding: Padding::uniform(pad),
         epilogue: Epilogue::Relu,
     };

@@ -1,4 +1,4 @@
-//! Direct KxK convolution in NHWC, on the same microkernels as the 1x1 GEMM.
+//! Direct KHxKW convolution in NHWC, on the same microkernels as the 1x1 GEMM.
 //!
 //! A kernel tile is a line of output pixels; the kernel loops over its taps and the input
 //! channels, reading the input in place. Padding is never multiplied, in one of two ways:
@@ -22,10 +22,10 @@ use incept_kernels::{Tap, TapSet};
 
 use super::window::{Axis, Padding, Window};
 use super::winograd::Winograd;
-use super::{use_winograd, ConvCore, Epilogue, OpOptions};
+use super::{use_winograd, ConvAlgorithm, ConvCore, Epilogue, OpOptions};
 #[cfg(doc)]
 use crate::error::ErrorKind;
-use crate::error::{mismatch, Result};
+use crate::error::{invalid, mismatch, Result};
 use crate::isa::Isa;
 use crate::parallel::{chunk_rows, for_each_output_chunk, threads_share_images, Parallelism};
 use crate::tensor::{Nhwc, TensorView, TensorViewMut};
@@ -34,9 +34,11 @@ use crate::tensor::{Nhwc, TensorView, TensorViewMut};
 /// in a stack array of `MAX_KERNEL^2` entries.
 pub const MAX_KERNEL: usize = 16;
 
-/// Describes a convolution: square `kernel x kernel` window, one stride for both axes.
+/// Describes a convolution: a `kernel[0] x kernel[1]` window (rows x columns; square in the
+/// Inception module, 1x7 / 7x1 in Inception-v3's factorised blocks), a stride per axis, and
+/// per-side padding.
 ///
-/// Output size: `(h + top + bottom - kernel) / stride + 1` rows and likewise columns.
+/// Output size: `(h + top + bottom - kernel[0]) / stride[0] + 1` rows, and likewise columns.
 ///
 /// # Examples
 ///
@@ -48,13 +50,19 @@ pub const MAX_KERNEL: usize = 16;
 /// let desc = Conv2dDesc {
 ///     in_channels: 3,
 ///     out_channels: 8,
-///     kernel: 3,
-///     stride: 2,
+///     kernel: [3, 3],
+///     stride: [2, 2],
 ///     padding: Padding { top: 0, left: 0, bottom: 1, right: 1 },
 ///     epilogue: Epilogue::Relu,
 /// };
 /// let conv = Conv2d::new(&desc, &[0.1; 8 * 3 * 3 * 3], None)?;
 /// assert_eq!(conv.output_shape(Nhwc::new(1, 224, 224, 3))?, Nhwc::new(1, 112, 112, 8));
+///
+/// // Inception-v3's 1x7, "same": 3 columns of padding on each side, none above or below.
+/// let desc = Conv2dDesc::same_rect(16, 16, [1, 7], Epilogue::Relu);
+/// assert_eq!(desc.padding, Padding { top: 0, left: 3, bottom: 0, right: 3 });
+/// let conv = Conv2d::new(&desc, &[0.1; 16 * 7 * 16], None)?;
+/// assert_eq!(conv.output_shape(Nhwc::new(1, 17, 17, 16))?, Nhwc::new(1, 17, 17, 16));
 /// # Ok::<(), incept::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -63,11 +71,12 @@ pub struct Conv2dDesc {
     pub in_channels: usize,
     /// Output channels.
     pub out_channels: usize,
-    /// Kernel side, `1..=MAX_KERNEL`.
-    pub kernel: usize,
-    /// Stride, at least 1.
-    pub stride: usize,
-    /// Zero padding; each side must be less than `kernel`.
+    /// Kernel rows and columns (height, width), each in `1..=MAX_KERNEL`.
+    pub kernel: [usize; 2],
+    /// Stride down the rows and along the columns, each at least 1.
+    pub stride: [usize; 2],
+    /// Zero padding: top and bottom less than the kernel's height, left and right less than
+    /// its width.
     pub padding: Padding,
     /// Fused activation.
     pub epilogue: Epilogue,
@@ -82,7 +91,7 @@ impl Conv2dDesc {
     /// use incept::{Conv2dDesc, Epilogue, Padding};
     ///
     /// let desc = Conv2dDesc::same(16, 32, 5, Epilogue::Relu);
-    /// assert_eq!((desc.stride, desc.padding), (1, Padding::uniform(2)));
+    /// assert_eq!((desc.kernel, desc.stride, desc.padding), ([5, 5], [1, 1], Padding::uniform(2)));
     /// ```
     pub fn same(
         in_channels: usize,
@@ -90,18 +99,44 @@ impl Conv2dDesc {
         kernel: usize,
         epilogue: Epilogue,
     ) -> Self {
+        Self::same_rect(in_channels, out_channels, [kernel; 2], epilogue)
+    }
+
+    /// A stride-1 "same" convolution with a `kernel[0] x kernel[1]` window (each side odd):
+    /// `(side - 1) / 2` padding on both ends of each axis.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{Conv2dDesc, Epilogue, Padding};
+    ///
+    /// let desc = Conv2dDesc::same_rect(16, 32, [7, 1], Epilogue::Relu);
+    /// assert_eq!(desc.padding, Padding { top: 3, left: 0, bottom: 3, right: 0 });
+    /// ```
+    pub fn same_rect(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: [usize; 2],
+        epilogue: Epilogue,
+    ) -> Self {
+        let [rows, cols] = kernel.map(|k| k.saturating_sub(1) / 2);
         Conv2dDesc {
             in_channels,
             out_channels,
             kernel,
-            stride: 1,
-            padding: Padding::same(kernel),
+            stride: [1, 1],
+            padding: Padding {
+                top: rows,
+                left: cols,
+                bottom: rows,
+                right: cols,
+            },
             epilogue,
         }
     }
 }
 
-/// A KxK convolution with packed weights, ready to run many times (from many threads at once).
+/// A KHxKW convolution with packed weights, ready to run many times (from many threads at once).
 ///
 /// # Examples
 ///
@@ -171,9 +206,18 @@ impl Engine {
         epilogue: Epilogue,
         options: OpOptions,
     ) -> crate::Result<Self> {
-        // Convolution windows are square (`Conv2dDesc`).
-        let (k, s, p) = (window.kernel[0], window.stride[0], window.padding);
-        if let Some(variant) = use_winograd(op, options, (k, s), (in_channels, out_channels))? {
+        let ([kh, kw], [sh, sw], p) = (window.kernel, window.stride, window.padding);
+        let winograd = if kh == kw && sh == sw {
+            use_winograd(op, options, (kh, sh), (in_channels, out_channels))?
+        } else if options.algorithm == ConvAlgorithm::Winograd {
+            return Err(invalid(format!(
+                "{op}: Winograd needs a 3x3 or 5x5 kernel with stride 1, got kernel {kh}x{kw}, \
+                 stride {sh},{sw}"
+            )));
+        } else {
+            None
+        };
+        if let Some(variant) = winograd {
             let winograd = Winograd::new(
                 op,
                 variant,
@@ -191,7 +235,7 @@ impl Engine {
             op,
             in_channels,
             out_channels,
-            k * k,
+            kh * kw,
             weights,
             bias,
             epilogue,
@@ -254,8 +298,8 @@ impl Conv2d {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidArgument`] for a kernel outside `1..=MAX_KERNEL`, a zero stride, a
-    /// padding not less than the kernel, zero channels or an invalid clamp;
+    /// [`ErrorKind::InvalidArgument`] for a kernel side outside `1..=MAX_KERNEL`, a zero stride,
+    /// a padding not less than the kernel's side along it, zero channels or an invalid clamp;
     /// [`ErrorKind::BufferTooSmall`] / [`ErrorKind::ShapeMismatch`] for weights / bias of the
     /// wrong length; [`ErrorKind::UnsupportedIsa`] for a cap this CPU cannot meet.
     ///
@@ -266,7 +310,7 @@ impl Conv2d {
     ///
     /// let desc = Conv2dDesc::same(4, 2, 3, Epilogue::Relu);
     /// let conv = Conv2d::new(&desc, &[0.5; 2 * 3 * 3 * 4], Some(&[0.0, 1.0]))?;
-    /// assert_eq!(conv.desc().kernel, 3);
+    /// assert_eq!(conv.desc().kernel, [3, 3]);
     /// let err = Conv2d::new(&desc, &[0.5; 2 * 3 * 3 * 4 - 1], None).unwrap_err();
     /// assert_eq!(err.kind(), ErrorKind::BufferTooSmall);
     /// # Ok::<(), incept::Error>(())
@@ -299,7 +343,8 @@ impl Conv2d {
         bias: Option<&[f32]>,
         options: OpOptions,
     ) -> Result<Self> {
-        let window = Window::new("conv2d", desc.kernel, desc.stride, desc.padding, MAX_KERNEL)?;
+        let window =
+            Window::new_rect("conv2d", desc.kernel, desc.stride, desc.padding, MAX_KERNEL)?;
         let engine = Engine::new(
             "conv2d",
             (desc.in_channels, desc.out_channels),
@@ -466,7 +511,7 @@ impl Conv2d {
     /// ```
     /// use incept::{Conv2d, Conv2dDesc, Epilogue, Nhwc};
     ///
-    /// let desc = Conv2dDesc { stride: 2, ..Conv2dDesc::same(3, 4, 3, Epilogue::None) };
+    /// let desc = Conv2dDesc { stride: [2; 2], ..Conv2dDesc::same(3, 4, 3, Epilogue::None) };
     /// let conv = Conv2d::new(&desc, &[0.0; 4 * 9 * 3], None)?;
     /// assert_eq!(conv.output_shape(Nhwc::new(2, 9, 8, 3))?, Nhwc::new(2, 5, 4, 4));
     /// # Ok::<(), incept::Error>(())
@@ -523,7 +568,7 @@ impl Conv2d {
     /// };
     ///
     /// let desc = Conv2dDesc {
-    ///     stride: 2,
+    ///     stride: [2, 2],
     ///     padding: Padding::default(),
     ///     ..Conv2dDesc::same(1, 1, 2, Epilogue::None)
     /// };

@@ -196,7 +196,8 @@ pub enum ConvAlgorithm {
 ///
 /// let algorithm = |desc: &Conv2dDesc, accuracy| -> incept::Result<ConvAlgorithm> {
 ///     let options = OpOptions { accuracy, ..OpOptions::default() };
-///     let weights = vec![0.0; desc.out_channels * desc.kernel * desc.kernel * desc.in_channels];
+///     let [kh, kw] = desc.kernel;
+///     let weights = vec![0.0; desc.out_channels * kh * kw * desc.in_channels];
 ///     Ok(Conv2d::with_options(desc, &weights, None, options)?.algorithm())
 /// };
 /// let wide = Conv2dDesc::same(16, 32, 3, Epilogue::None);
