@@ -213,14 +213,15 @@ fn conv1x1_every_isa_against_the_reference() {
 }
 
 /// Direct convolutions with borders on every side: 3x3 "same", 3x3 stride 2 with uneven
-/// padding, and a 5x5 larger than the image in one direction.
+/// padding, a 5x5 larger than the image in one direction, and a "same" 1x3 and a 3x1 moving 2
+/// rows.
 #[test]
 fn conv2d_with_borders_against_the_reference() {
     let cases = [
-        (3, 1, Padding::uniform(1), (2, 4, 5)),
+        ([3, 3], [1, 1], Padding::uniform(1), (2, 4, 5)),
         (
-            3,
-            2,
+            [3, 3],
+            [2, 2],
             Padding {
                 top: 0,
                 left: 2,
@@ -229,16 +230,27 @@ fn conv2d_with_borders_against_the_reference() {
             },
             (1, 5, 4),
         ),
-        (5, 1, Padding::uniform(2), (1, 2, 6)),
+        ([5, 5], [1, 1], Padding::uniform(2), (1, 2, 6)),
+        (
+            [1, 3],
+            [1, 1],
+            Padding {
+                left: 1,
+                right: 1,
+                ..Padding::default()
+            },
+            (1, 3, 5),
+        ),
+        ([3, 1], [2, 1], Padding::default(), (1, 5, 3)),
     ];
     for isa in isas() {
-        for (i, &(k, s, p, (n, h, w))) in cases.iter().enumerate() {
+        for (i, &(kernel, stride, p, (n, h, w))) in cases.iter().enumerate() {
             let (cin, cout) = (2, couts(isa)[i % 2]);
             let window = Window {
-                kh: k,
-                kw: k,
-                stride_h: s,
-                stride_w: s,
+                kh: kernel[0],
+                kw: kernel[1],
+                stride_h: stride[0],
+                stride_w: stride[1],
                 pad_top: p.top,
                 pad_left: p.left,
                 pad_bottom: p.bottom,
@@ -248,13 +260,17 @@ fn conv2d_with_borders_against_the_reference() {
             let in_spec = Spec::slice(n, h, w, cin, 1, 0).with_margins(1, 1);
             let out_spec = Spec::slice(n, oh, ow, cout, 0, 2);
             let x = activations(Mode::Exact, n * h * w * cin, 10 + i as u64);
-            let wts = weights(Mode::Exact, cout * k * k * cin, 20 + i as u64);
+            let wts = weights(
+                Mode::Exact,
+                cout * kernel[0] * kernel[1] * cin,
+                20 + i as u64,
+            );
             let b = bias(Mode::Exact, cout, 30 + i as u64);
             let desc = Conv2dDesc {
                 in_channels: cin,
                 out_channels: cout,
-                kernel: [k; 2],
-                stride: [s; 2],
+                kernel,
+                stride,
                 padding: p,
                 epilogue: Epilogue::Relu,
             };
