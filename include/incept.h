@@ -165,7 +165,7 @@ typedef struct incept_bottleneck incept_bottleneck;
 typedef struct incept_conv1x1 incept_conv1x1;
 
 /**
- * A KxK convolution (opaque).
+ * A KHxKW convolution (opaque).
  */
 typedef struct incept_conv2d incept_conv2d;
 
@@ -674,7 +674,7 @@ enum incept_status incept_conv1x1_run(const struct incept_conv1x1 *handle,
 enum incept_status incept_conv1x1_destroy(struct incept_conv1x1 *handle);
 
 /**
- * Creates a KxK convolution (`weights_len` = out x kernel x kernel x in, OHWI). See
+ * Creates a KHxKW convolution (`weights_len` = out x kernel_h x kernel_w x in, OHWI). See
  * incept_conv1x1_create.
  *
  * # Safety
@@ -685,8 +685,8 @@ enum incept_status incept_conv2d_create(const struct incept_conv2d_desc *desc,
                                         struct incept_conv2d **out);
 
 /**
- * Runs a KxK convolution. Output height = (h + top + bottom - kernel) / stride + 1 (width
- * likewise). See incept_conv1x1_run.
+ * Runs a KHxKW convolution. Output height = (h + top + bottom - kernel_h) / stride_h + 1,
+ * width (w + left + right - kernel_w) / stride_w + 1. See incept_conv1x1_run.
  *
  * # Safety
  * As incept_conv1x1_run.

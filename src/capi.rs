@@ -473,7 +473,7 @@ pub struct incept_inception_weights {
 pub struct incept_conv1x1 {
     _opaque: [u8; 0],
 }
-/// A KxK convolution (opaque).
+/// A KHxKW convolution (opaque).
 pub struct incept_conv2d {
     _opaque: [u8; 0],
 }
@@ -1186,7 +1186,7 @@ pub extern "C" fn incept_conv1x1_destroy(handle: *mut incept_conv1x1) -> incept_
     destroy::<Conv1x1>(handle)
 }
 
-/// Creates a KxK convolution (`weights_len` = out x kernel x kernel x in, OHWI). See
+/// Creates a KHxKW convolution (`weights_len` = out x kernel_h x kernel_w x in, OHWI). See
 /// incept_conv1x1_create.
 ///
 /// # Safety
@@ -1221,8 +1221,8 @@ pub unsafe extern "C" fn incept_conv2d_create(
     unsafe { create(out, make) }
 }
 
-/// Runs a KxK convolution. Output height = (h + top + bottom - kernel) / stride + 1 (width
-/// likewise). See incept_conv1x1_run.
+/// Runs a KHxKW convolution. Output height = (h + top + bottom - kernel_h) / stride_h + 1,
+/// width (w + left + right - kernel_w) / stride_w + 1. See incept_conv1x1_run.
 ///
 /// # Safety
 /// As incept_conv1x1_run.

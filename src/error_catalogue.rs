@@ -48,7 +48,7 @@
 //! | 18 | `Inception` | the config has a reduction or projection and the weights do not | `InvalidArgument` | `inception config has a 3x3 reduction but no weights were given for it` | I `mismatched_weights_and_shapes_are_errors`, K `inception_weights_not_matching_the_config` |
 //! | 19 | `Inception` | the weights have a reduction or projection the config does not | `InvalidArgument` | `inception weights include a 5x5 reduction the config does not have` | K `inception_weights_not_matching_the_config` |
 //! | 20 | any constructor or view | sizes whose products overflow `usize` (`Overflow`, rows 3-5, 13) or fit but exceed memory (`BufferTooSmall`, rows 6, 14): refused before any allocation | `Overflow` / `BufferTooSmall` | `conv1x1 weights have 4 elements but 2147483648 out x 1 taps x 2147483648 in (OHWI) needs 4611686018427387904` | K `huge_sizes_are_rejected_before_any_allocation` |
-//! | 36 | `Conv2d`, `Bottleneck` (its KxK) with `OpOptions::algorithm = ConvAlgorithm::Winograd` | the kernel is not 3x3 or 5x5, or the stride not 1 (`ConvAlgorithm::Auto` falls back to direct instead) | `InvalidArgument` | `conv2d: Winograd needs a 3x3 or 5x5 kernel with stride 1, got kernel 7, stride 1`; a rectangle: `got kernel 1x7, stride 1,1` | K `winograd_forced_on_a_shape_it_cannot_compute` |//!
+//! | 36 | `Conv2d`, `Bottleneck` (its KxK) with `OpOptions::algorithm = ConvAlgorithm::Winograd` | the kernel is not 3x3 or 5x5, or the stride not 1 (`ConvAlgorithm::Auto` falls back to direct instead) | `InvalidArgument` | `conv2d: Winograd needs a 3x3 or 5x5 kernel with stride 1, got kernel 7, stride 1`; a rectangle: `got kernel 1x7, stride 1,1` | K `winograd_forced_on_a_shape_it_cannot_compute` |
 //!
 //! ## Running an operator
 //!

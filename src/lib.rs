@@ -30,7 +30,7 @@
 //! | operator | computes |
 //! |---|---|
 //! | [`Conv1x1`] | pointwise convolution, as a GEMM whose A matrix is the NHWC input itself |
-//! | [`Conv2d`] | KHxKW convolution ([`Conv2dDesc`]: square, or 1x7 / 7x1 as in Inception-v3; a stride per axis, per-side padding): direct, or Winograd F(4x4, 3x3) / F(2x2, 5x5) for 3x3 / 5x5 stride 1 |
+//! | [`Conv2d`] | KHxKW convolution ([`Conv2dDesc`]: any sides up to 16, e.g. Inception-v3's 1x7 and 7x1; a stride per axis, per-side padding): direct, or Winograd F(4x4, 3x3) / F(2x2, 5x5) for 3x3 / 5x5 stride 1 |
 //! | [`MaxPool2d`] | max-pool ([`MaxPool2dDesc`]: any window up to 64x64, a stride per axis); padding never wins, NaN propagates |
 //! | [`Bottleneck`] | 1x1 reduction then KxK, fused: the reduced tensor never exists |
 //! | [`PoolProjection`] | max-pool then 1x1, fused: the pooled tensor never exists |

@@ -982,6 +982,31 @@ fn wrong_sizes_and_values_at_create() {
             INCEPT_INVALID_ARGUMENT,
             "stride",
         );
+        // One axis alone: each field is checked and named.
+        for (desc, needle) in [
+            (
+                incept_conv2d_desc {
+                    stride_h: 1,
+                    ..conv2d
+                },
+                "horizontal stride is 0",
+            ),
+            (
+                incept_conv2d_desc {
+                    stride_h: 1,
+                    stride_w: 1,
+                    kernel_w: 0,
+                    ..conv2d
+                },
+                "kernel width 0",
+            ),
+        ] {
+            expect(
+                incept_conv2d_create(&desc, &params(&w, None), &mut h2),
+                INCEPT_INVALID_ARGUMENT,
+                needle,
+            );
+        }
         // A module's left-out reduction with a length is a contradiction.
         let cfg = InceptionConfig::GOOGLENET[0].1;
         let m = module_weights(&cfg);

@@ -562,6 +562,154 @@ fn every_kernel_and_stride_on_tiny_images() {
     }
 }
 
+/// A dense exact case of a `kernel` window (rows, columns) with a stride per axis.
+#[allow(clippy::too_many_arguments)]
+fn rect_case(
+    (n, h, w, cin, cout): (usize, usize, usize, usize, usize),
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: Padding,
+    par: Par,
+    seed: u64,
+) -> Case {
+    let (oh, ow) = output_hw_rect(h, w, kernel, stride, padding).expect("valid geometry");
+    Case {
+        kernel,
+        stride,
+        padding,
+        in_spec: Spec::dense(n, h, w, cin),
+        out_spec: Spec::dense(n, oh, ow, cout),
+        epilogue: Epilogue::Relu,
+        with_bias: true,
+        mode: Mode::Exact,
+        seed,
+        input_via_channels: false,
+        output_via_channels: false,
+        par,
+    }
+}
+
+/// Inception-v3's factorised convolutions, "same" on 17x17 (wider than one 14-pixel tile):
+/// 1x7, 7x1, 1x5 and 5x1, channel counts around the vector widths, on one thread and two.
+#[test]
+fn inception_v3_factorised_kernels() {
+    for (i, kernel) in [[1, 7], [7, 1], [1, 5], [5, 1]].into_iter().enumerate() {
+        let padding = Conv2dDesc::same_rect(1, 1, kernel, Epilogue::None).padding;
+        for par in [Par::Sequential, Par::Pool(2)] {
+            let shape = (2, 17, 17, 17, 33);
+            check_case(&rect_case(
+                shape,
+                kernel,
+                [1, 1],
+                padding,
+                par,
+                700 + i as u64,
+            ));
+        }
+    }
+}
+
+/// Rectangles at the limits: 1x16 and 16x1 with padding 15 on the long axis around a 1x3 /
+/// 3x1 image, and a square kernel moving unequal strides.
+#[test]
+fn largest_rectangles_and_unequal_strides() {
+    let long_cols = Padding {
+        left: 15,
+        right: 15,
+        ..Padding::default()
+    };
+    let long_rows = Padding {
+        top: 15,
+        bottom: 15,
+        ..Padding::default()
+    };
+    let cases = [
+        ((1, 1, 3, 5, 17), [1, 16], [1, 1], long_cols),
+        ((1, 3, 1, 5, 17), [16, 1], [1, 1], long_rows),
+        ((1, 9, 11, 4, 9), [3, 3], [1, 2], Padding::uniform(1)),
+        ((2, 9, 11, 4, 9), [3, 3], [2, 1], Padding::uniform(1)),
+    ];
+    for (i, (shape, kernel, stride, padding)) in cases.into_iter().enumerate() {
+        check_case(&rect_case(
+            shape,
+            kernel,
+            stride,
+            padding,
+            Par::Sequential,
+            750 + i as u64,
+        ));
+    }
+    // Unequal strides are not Winograd's: refused when forced, direct under `Auto`.
+    let desc = desc_rect(16, 16, [3, 3], [1, 2], Padding::uniform(1), Epilogue::None);
+    let weights = vec![0.0; 16 * 9 * 16];
+    let forced = OpOptions {
+        algorithm: incept::ConvAlgorithm::Winograd,
+        ..OpOptions::default()
+    };
+    assert_error(
+        Conv2d::with_options(&desc, &weights, None, forced),
+        ErrorKind::InvalidArgument,
+        &["Winograd needs a 3x3 or 5x5 kernel with stride 1, got kernel 3x3, stride 1,2"],
+    );
+    let relaxed = OpOptions {
+        accuracy: incept::Accuracy::Relaxed,
+        ..OpOptions::default()
+    };
+    let conv = Conv2d::with_options(&desc, &weights, None, relaxed).unwrap();
+    assert_eq!(conv.algorithm(), incept::ConvAlgorithm::Direct);
+}
+
+/// Each side and stride of a rectangle is checked on its own, padding against its axis.
+#[test]
+fn rectangle_errors_name_the_axis() {
+    let none = Padding::default();
+    let cases = [
+        (
+            [3, 17],
+            [1, 1],
+            none,
+            "conv2d kernel width 17 must be in 1..=16",
+        ),
+        (
+            [0, 3],
+            [1, 1],
+            none,
+            "conv2d kernel height 0 must be in 1..=16",
+        ),
+        ([3, 3], [1, 0], none, "conv2d horizontal stride is 0"),
+        (
+            [7, 1],
+            [1, 1],
+            Padding::uniform(3),
+            "conv2d left padding 3 must be less than the kernel width 1",
+        ),
+    ];
+    for (kernel, stride, padding, message) in cases {
+        let desc = desc_rect(2, 3, kernel, stride, padding, Epilogue::None);
+        let taps = kernel[0] * kernel[1];
+        assert_error(
+            Conv2d::new(&desc, &vec![0.0; 3 * taps * 2], None),
+            ErrorKind::InvalidArgument,
+            &[message],
+        );
+    }
+    // Weights sized for a square kernel of the rectangle's height.
+    let desc = Conv2dDesc::same_rect(2, 3, [1, 7], Epilogue::None);
+    assert_error(
+        Conv2d::new(&desc, &[0.0; 3 * 2], None),
+        ErrorKind::BufferTooSmall,
+        &["weights"],
+    );
+    // A window taller than the padded input.
+    let tall = desc_rect(2, 3, [7, 1], [1, 1], none, Epilogue::None);
+    let conv = Conv2d::new(&tall, &[0.0; 3 * 7 * 2], None).unwrap();
+    assert_error(
+        conv.output_shape(Nhwc::new(1, 3, 4, 2)),
+        ErrorKind::InvalidArgument,
+        &["conv2d window 7x1 is larger than the padded input 3x4"],
+    );
+}
+
 /// The largest kernel (16x16): padding 15 on every side around a 1x1 image (every output sees
 /// one tap), one-sided padding, and no padding on an exactly fitting image.
 #[test]

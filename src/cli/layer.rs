@@ -45,7 +45,8 @@ flags:
                       hwio (TensorFlow); weights are 4-D, biases 1-D (out,)
   --stride S          stride (default 1; conv and pool: also ROWS,COLS)
   --pad P             zero padding on every side (default 0; 'same' for odd K is (K-1)/2;
-                      conv and pool: also ROWS,COLS, top and bottom then left and right)
+                      conv and pool: also ROWS,COLS, top and bottom then left and right:
+                      a 'same' 1x7 is --pad 0,3)
   --relu              ReLU after the convolution(s)
   --algorithm A       conv, bottleneck, inception: auto|direct|winograd (default auto; winograd
                       only for 3x3 and 5x5 at stride 1)

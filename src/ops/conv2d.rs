@@ -293,7 +293,7 @@ impl Engine {
 }
 
 impl Conv2d {
-    /// Creates the operator from OHWI weights (`[out][kernel][kernel][in]`) and an optional bias
+    /// Creates the operator from OHWI weights (`[out][kh][kw][in]`) and an optional bias
     /// `[out]`, on the best ISA allowed.
     ///
     /// # Errors
@@ -685,7 +685,7 @@ pub(crate) fn conv_rows(
     let nr = core.kernel.nr;
     let cin = core.in_channels;
     let mut tap_buf = [Tap::new(0, 0); MAX_KERNEL * MAX_KERNEL];
-    // Output-channel blocks outermost: one block's weights (K*K*cin*NR floats) stay in L2 while
+    // Output-channel blocks outermost: one block's weights (KH*KW*cin*NR floats) stay in L2 while
     // the rows stream past, instead of every block's weights for every tile.
     for block in core.all_blocks() {
         window.for_each_rect(src.shape, (oh, ow), rows.clone(), |rect| {

@@ -74,7 +74,8 @@ impl Padding {
 }
 
 /// A window (rows x columns) with a stride per axis and per-side padding, validated.
-/// Convolutions use square ones ([`Window::new`]), the max-pool any ([`Window::new_rect`]).
+/// [`Window::new`] builds a square one (the bottleneck and the module's convolutions),
+/// [`Window::new_rect`] any (`Conv2d`, the max-pool).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Window {
     /// Window rows and columns.
