@@ -22,10 +22,10 @@ use incept_kernels::{Tap, TapSet};
 
 use super::window::{Axis, Padding, Window};
 use super::winograd::Winograd;
-use super::{use_winograd, ConvAlgorithm, ConvCore, Epilogue, OpOptions};
+use super::{use_winograd, ConvCore, Epilogue, OpOptions};
 #[cfg(doc)]
 use crate::error::ErrorKind;
-use crate::error::{invalid, mismatch, Result};
+use crate::error::{mismatch, Result};
 use crate::isa::Isa;
 use crate::parallel::{chunk_rows, for_each_output_chunk, threads_share_images, Parallelism};
 use crate::tensor::{Nhwc, TensorView, TensorViewMut};
@@ -206,17 +206,13 @@ impl Engine {
         epilogue: Epilogue,
         options: OpOptions,
     ) -> crate::Result<Self> {
-        let ([kh, kw], [sh, sw], p) = (window.kernel, window.stride, window.padding);
-        let winograd = if kh == kw && sh == sw {
-            use_winograd(op, options, (kh, sh), (in_channels, out_channels))?
-        } else if options.algorithm == ConvAlgorithm::Winograd {
-            return Err(invalid(format!(
-                "{op}: Winograd needs a 3x3 or 5x5 kernel with stride 1, got kernel {kh}x{kw}, \
-                 stride {sh},{sw}"
-            )));
-        } else {
-            None
-        };
+        let ([kh, kw], p) = (window.kernel, window.padding);
+        let winograd = use_winograd(
+            op,
+            options,
+            (window.kernel, window.stride),
+            (in_channels, out_channels),
+        )?;
         if let Some(variant) = winograd {
             let winograd = Winograd::new(
                 op,

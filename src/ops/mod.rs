@@ -225,20 +225,29 @@ pub enum Accuracy {
 /// (AVX2 0.83x), 0.82-0.94x on 14x14 and 7x7, 0.96x for 16 -> 16 on 28x28.
 pub const WINOGRAD_MIN_CHANNELS: usize = 16;
 
-/// The Winograd variant a `kernel x kernel` convolution with `stride` runs with under `options`
-/// (`None`: direct), or an error if Winograd was asked for a convolution it cannot compute.
+/// The Winograd variant a `kernel` (rows, columns) convolution moving `stride` runs with under
+/// `options` (`None`: direct), or an error if Winograd was asked for a convolution it cannot
+/// compute (anything but a square 3x3 or 5x5 at stride 1).
 pub(crate) fn use_winograd(
     op: &str,
     options: OpOptions,
-    (kernel, stride): (usize, usize),
+    (kernel, stride): ([usize; 2], [usize; 2]),
     (in_channels, out_channels): (usize, usize),
 ) -> Result<Option<Variant>> {
-    let variant = Variant::for_kernel(kernel).filter(|_| stride == 1);
+    let ([kh, kw], [sh, sw]) = (kernel, stride);
+    let square = kh == kw && sh == sw;
+    let variant = Variant::for_kernel(kh).filter(|_| square && sh == 1);
+    // A square window prints its side and stride once, a rectangle both axes.
+    let shape = if square {
+        format!("kernel {kh}, stride {sh}")
+    } else {
+        format!("kernel {kh}x{kw}, stride {sh},{sw}")
+    };
     match options.algorithm {
         ConvAlgorithm::Direct => Ok(None),
         ConvAlgorithm::Winograd if variant.is_some() => Ok(variant),
         ConvAlgorithm::Winograd => Err(invalid(format!(
-            "{op}: Winograd needs a 3x3 or 5x5 kernel with stride 1, got kernel {kernel}, stride {stride}"
+            "{op}: Winograd needs a 3x3 or 5x5 kernel with stride 1, got {shape}"
         ))),
         ConvAlgorithm::Auto => Ok(variant.filter(|_| {
             options.accuracy == Accuracy::Relaxed
