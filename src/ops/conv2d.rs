@@ -119,7 +119,8 @@ impl Conv2dDesc {
         kernel: [usize; 2],
         epilogue: Epilogue,
     ) -> Self {
-        let [rows, cols] = kernel.map(|k| k.saturating_sub(1) / 2);
+        // Each axis padded as `Padding::same` pads a square kernel of that side.
+        let [rows, cols] = kernel.map(|k| Padding::same(k).top);
         Conv2dDesc {
             in_channels,
             out_channels,
@@ -207,13 +208,8 @@ impl Engine {
         options: OpOptions,
     ) -> crate::Result<Self> {
         let ([kh, kw], p) = (window.kernel, window.padding);
-        let winograd = use_winograd(
-            op,
-            options,
-            (window.kernel, window.stride),
-            (in_channels, out_channels),
-        )?;
-        if let Some(variant) = winograd {
+        let shape = (window.kernel, window.stride);
+        if let Some(variant) = use_winograd(op, options, shape, (in_channels, out_channels))? {
             let winograd = Winograd::new(
                 op,
                 variant,
