@@ -125,8 +125,9 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
 }
 
 /// One k step for rows `HEAD .. ROWS - TAIL` (the rows reading the tap): `NRV` weight vectors,
-/// then per row one broadcast and `NRV` FMAs. `\u` is the step's index inside an unrolled
-/// group (an assembler `.irp`).
+/// then per row one broadcast and `NRV` FMAs; with one vector (`NRV == 1`) the broadcast is the
+/// FMA's own memory operand (`{1to16}`, see [`k_loop`]). `\u` is the step's index inside an
+/// unrolled group (an assembler `.irp`).
 /// Row `i` reads `[base + stride * m + 4u]` from one of four row bases (rows 0, 3, 5, 10) and a
 /// scale m in {0, 1, 2, 4, 8}; its accumulators are zmm(2i) and zmm(2i+1).
 macro_rules! k_step {
@@ -138,9 +139,11 @@ macro_rules! k_step {
             ".endif\n",
             $(
                 ".if ({head} <= ", $row, ") && ({rows} - {tail} > ", $row, ")\n",
+                ".if {nrv} == 1\n",
+                "vfmadd231ps ", $lo, ", zmm28, dword ptr [", $addr, " + \\u*4]{{1to16}}\n",
+                ".else\n",
                 "vbroadcastss zmm30, dword ptr [", $addr, " + \\u*4]\n",
                 "vfmadd231ps ", $lo, ", zmm30, zmm28\n",
-                ".if {nrv} > 1\n",
                 "vfmadd231ps ", $hi, ", zmm30, zmm29\n",
                 ".endif\n",
                 ".endif\n",
@@ -178,11 +181,18 @@ macro_rules! one_k_step {
 /// 1.5 of them integer. Measured 7-12% faster than the intrinsics on every convolution when the
 /// shared test machine's core was contended (and as fast when it was not).
 ///
-/// One `vbroadcastss` feeds two FMAs. FMAs with an embedded broadcast (`{1to16}` memory
-/// operand) would save the broadcast uops but load once per FMA: 30 loads per 28 FMAs here, 32
-/// in a 7x64 tile, more than this CPU's two 512-bit load ports sustain. Measured on the test
-/// machine (an L1-resident k loop): a 7x64 embedded-broadcast loop ran at 0.85-0.95x this one,
-/// and this loop with embedded broadcasts 4% slower on the convolutions.
+/// With two vectors, one `vbroadcastss` feeds two FMAs. FMAs with an embedded broadcast
+/// (`{1to16}` memory operand) would save the broadcast uops but load once per FMA: 30 loads per
+/// 28 FMAs here, 32 in a 7x64 tile, more than an Intel Xeon's two 512-bit load ports sustain
+/// beside its two FMA ports. Measured on such a Xeon (an L1-resident k loop): a 7x64
+/// embedded-broadcast loop ran at 0.85-0.95x this one, and this loop with embedded broadcasts
+/// 4% slower on the convolutions; on AMD Zen 4 (one 512-bit FMA per cycle) it was no faster.
+///
+/// With one vector (outputs of 16 channels or fewer, e.g. the Inception 1x1 reductions to 16)
+/// the load count is the same either way, one per FMA, so the FMA takes its broadcast from
+/// memory itself: one uop less per row. On Zen 4, where the separate zmm broadcast costs a
+/// vector pipe, that made the 28x28 192 -> 16 1x1 run at 96% of the FMA peak instead of 73%
+/// (0.0428 against 0.0566 ms; the fused 1x1 -> 5x5 bottleneck 0.2017 against 0.2160 ms).
 ///
 /// Each group of four k steps also prefetches four cache lines into L1, walking forward from
 /// row 14 (`a + 14 * stride`): the next tile of a line of pixels. 256 bytes per group cover a
