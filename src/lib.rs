@@ -261,8 +261,8 @@ pub use isa::{set_max_isa, Isa};
 pub use ops::{
     inception_reference, Accuracy, Bottleneck, BottleneckDesc, BottleneckWeights, Conv1x1, Conv2d,
     Conv2dDesc, ConvAlgorithm, ConvParams, Epilogue, Inception, InceptionConfig, InceptionWeights,
-    MaxPool2d, MaxPool2dDesc, OpOptions, Padding, PoolProjection, MAX_KERNEL, MAX_POOL_KERNEL,
-    WINOGRAD_MIN_CHANNELS,
+    MaxPool2d, MaxPool2dDesc, OpOptions, Padding, PoolProjection, PoolSchedule, MAX_KERNEL,
+    MAX_POOL_KERNEL, WINOGRAD_MIN_CHANNELS,
 };
 pub use parallel::Parallelism;
 pub use tensor::{Nhwc, TensorView, TensorViewMut};

@@ -3,11 +3,11 @@
 
 mod common;
 
-use common::{activations, bias, isas, weights, Mode};
+use common::{activations, bias, isas, weights, Mode, Rng, Spec, OUTPUT_SENTINEL};
 use incept::reference::{self, Clamp, Layout, Window};
 use incept::{
-    ConvParams, Epilogue, MaxPool2d, MaxPool2dDesc, Nhwc, OpOptions, Padding, Parallelism,
-    PoolProjection, TensorView, TensorViewMut,
+    ConvParams, Epilogue, Isa, MaxPool2d, MaxPool2dDesc, Nhwc, OpOptions, Padding, Parallelism,
+    PoolProjection, PoolSchedule, TensorView, TensorViewMut,
 };
 use proptest::prelude::*;
 
@@ -247,6 +247,134 @@ fn pool_projection_matches_pool_then_conv() {
                 );
             }
             assert!(op.scratch_bytes_per_thread(w) <= 512 * 1024);
+        }
+    }
+}
+
+/// The reference pool (3x3 "same") then 1x1 + bias + ReLU of `x` (dense), dense output.
+fn pool_then_project(x: &[f32], shape: Nhwc, wts: &[f32], b: &[f32], cout: usize) -> Vec<f32> {
+    let Nhwc { n, h, w, c } = shape;
+    let win = ref_window(&MaxPool2dDesc::INCEPTION);
+    let mut pooled = vec![0.0; x.len()];
+    let dense = Layout::dense(n, h, w, c);
+    reference::max_pool2d(x, &dense, &win, &mut pooled, &dense);
+    let mut want = vec![0.0; n * h * w * cout];
+    let relu = Clamp {
+        min: 0.0,
+        max: f32::INFINITY,
+    };
+    let out = Layout::dense(n, h, w, cout);
+    let one = Window::square(1, 1, 0);
+    reference::conv2d(&pooled, &dense, wts, Some(b), &one, relu, &mut want, &out);
+    want
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Both schedules of the pool -> projection against the reference, bit for bit (any NaN
+    /// matching any NaN), on every ISA: shapes around the 14-pixel tile, channel slices in and
+    /// out, batches, thread counts, and inputs with NaNs and infinities (which send the
+    /// interleaved schedule back to the exact pool) or without.
+    #[test]
+    fn pool_projection_schedules_match_the_reference(
+        (n, h, w) in (1usize..=3, 1usize..=9, 1usize..=31),
+        (groups, cout) in (1usize..=4, 1usize..=70),
+        (start, extra) in (0usize..=3, 0usize..=2),
+        specials in prop_oneof![Just(0usize), 1usize..=3],
+        threads in 1usize..=3,
+        seed in any::<u64>(),
+    ) {
+        let cin = 16 * groups;
+        let shape = Nhwc::new(n, h, w, cin);
+        let mut x = activations(Mode::Exact, n * h * w * cin, seed);
+        let mut rng = Rng::new(seed);
+        for s in 0..specials {
+            let at = rng.below(x.len() as u64) as usize;
+            x[at] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][s % 3];
+        }
+        let wts = weights(Mode::Exact, cout * cin, seed ^ 1);
+        let b = bias(Mode::Exact, cout, seed ^ 2);
+        let want = pool_then_project(&x, shape, &wts, &b, cout);
+        let ins = Spec::slice(n, h, w, cin, start, extra).with_margins(1, 2);
+        let buf = ins.buffer_with(&x, f32::NAN);
+        let outs = Spec::slice(n, h, w, cout, extra, start);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        for isa in isas() {
+            for schedule in [PoolSchedule::Separate, PoolSchedule::Interleaved] {
+                let options = OpOptions { pool_schedule: schedule, ..OpOptions::with_max_isa(Some(isa)) };
+                let params = ConvParams { weights: &wts, bias: Some(&b) };
+                let desc = MaxPool2dDesc::INCEPTION;
+                let op = PoolProjection::with_options(&desc, cin, cout, params, Epilogue::Relu, options);
+                let op = match (op, isa, schedule) {
+                    (Ok(op), _, _) => op,
+                    // Interleaving is AVX-512's.
+                    (Err(e), Isa::Scalar | Isa::Avx2 | Isa::Neon, PoolSchedule::Interleaved) => {
+                        prop_assert!(e.to_string().contains("Interleaved needs AVX-512"), "{e}");
+                        continue;
+                    }
+                    (Err(e), _, _) => panic!("{isa} {schedule:?}: {e}"),
+                };
+                prop_assert_eq!(op.pool_schedule(), schedule);
+                let mut got = vec![OUTPUT_SENTINEL; outs.buffer_len()];
+                op.run(&ins.view(&buf), &mut outs.view_mut(&mut got), Parallelism::Pool(&pool)).unwrap();
+                for (i, (g, &inside)) in got.iter().zip(&outs.mask()).enumerate() {
+                    if inside {
+                        let (p, ch) = outs.locate(i);
+                        let e = want[p * cout + ch];
+                        prop_assert!(
+                            g.to_bits() == e.to_bits() || (g.is_nan() && e.is_nan()),
+                            "{} {:?} {}x{}x{}x{}->{}: pixel {}, channel {}: got {}, want {}",
+                            isa, schedule, n, h, w, cin, cout, p, ch, g, e
+                        );
+                    } else {
+                        prop_assert_eq!(g.to_bits(), OUTPUT_SENTINEL.to_bits(), "element {} outside the view", i);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn interleaving_needs_a_3x3_same_pool_and_channels_in_sixteens() {
+    let interleaved = OpOptions {
+        pool_schedule: PoolSchedule::Interleaved,
+        ..OpOptions::default()
+    };
+    let params = |w| ConvParams {
+        weights: w,
+        bias: None,
+    };
+    let w = [1.0; 32];
+    let stride2 = MaxPool2dDesc::square(3, 2, Padding::same(3));
+    for (desc, cin) in [(MaxPool2dDesc::INCEPTION, 8), (stride2, 16)] {
+        let op = PoolProjection::with_options(
+            &desc,
+            cin,
+            1,
+            params(&w[..cin]),
+            Epilogue::None,
+            interleaved,
+        );
+        let message = op.unwrap_err().to_string();
+        assert!(message.contains("Interleaved needs"), "{message}");
+        assert!(message.contains(&format!("{cin} channels")), "{message}");
+        // Auto and Separate run them (separately).
+        for schedule in [PoolSchedule::Auto, PoolSchedule::Separate] {
+            let options = OpOptions {
+                pool_schedule: schedule,
+                ..OpOptions::default()
+            };
+            let op = PoolProjection::with_options(
+                &desc,
+                cin,
+                1,
+                params(&w[..cin]),
+                Epilogue::None,
+                options,
+            )
+            .unwrap();
+            assert_eq!(op.pool_schedule(), PoolSchedule::Separate);
         }
     }
 }

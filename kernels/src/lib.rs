@@ -104,6 +104,7 @@ macro_rules! with_skips {
 
 pub mod peak;
 pub mod pool;
+pub mod pooling_tile;
 pub mod scalar;
 pub mod winograd;
 
@@ -560,6 +561,8 @@ pub enum TileError {
     /// A tap skips more pixels than the kernel's [`KernelInfo::max_skip`], or skips at both
     /// ends of the tile.
     Taps,
+    /// The pool work of a [`pooling_tile`] call does not fit its slices or the kernel's limits.
+    PoolSide,
 }
 
 /// Runs one tile after checking every address it touches against `a`, `w` and `c`.
@@ -611,6 +614,26 @@ pub fn run_tile(
     c: &mut [f32],
     isa: IsaToken,
 ) -> Result<(), TileError> {
+    let args = checked_args(kernel, tile, taps, a, w, c, isa)?;
+    // SAFETY: `checked_args` proved every read of `a` and `w` and every write of `c` that the
+    // kernel contract allows lies inside the borrowed slices (`c` is borrowed mutably, so it is
+    // not aliased); the tile size is within the kernel's; `IsaToken` can only be made by
+    // `IsaToken::new`, which verifies the CPU supports the ISA.
+    unsafe { (kernel.run)(&args) };
+    Ok(())
+}
+
+/// [`run_tile`]'s checks: the kernel's arguments if every address the tile touches lies in `a`,
+/// `w` and `c`.
+fn checked_args(
+    kernel: &KernelInfo,
+    tile: &Tile,
+    taps: &TapSet<'_>,
+    a: &[f32],
+    w: &[f32],
+    c: &mut [f32],
+    isa: IsaToken,
+) -> Result<TileArgs, TileError> {
     if isa.0 != kernel.isa {
         return Err(TileError::Isa);
     }
@@ -683,12 +706,7 @@ pub fn run_tile(
         c_pixel_stride: tile.c_pixel_stride,
         clamp: tile.clamp,
     };
-    // SAFETY: the checks above prove every read of `a` and `w` and every write of `c` that the
-    // kernel contract allows lies inside the borrowed slices (`c` is borrowed mutably, so it is
-    // not aliased); the tile size is within the kernel's; `IsaToken` can only be made by
-    // `IsaToken::new`, which verifies the CPU supports the ISA.
-    unsafe { (kernel.run)(&args) };
-    Ok(())
+    Ok(args)
 }
 
 /// The first element of `a` that tile pixel `pixel` reads at `input_offset`, if it does not

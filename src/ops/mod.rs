@@ -26,6 +26,9 @@ use std::sync::Arc;
 
 use aligned_vec::{AVec, ConstAlign};
 
+use incept_kernels::pooling_tile::{
+    pool_project, PoolInput, PoolingKernelInfo, Projection, ProjectionOutput,
+};
 use incept_kernels::winograd::Variant;
 use incept_kernels::{run_tile, Clamp, IsaToken, KernelInfo, Tap, TapSet, Tile, TileError};
 
@@ -124,6 +127,46 @@ pub struct OpOptions {
     pub algorithm: ConvAlgorithm,
     /// The accuracy policy [`ConvAlgorithm::Auto`] follows.
     pub accuracy: Accuracy,
+    /// How the fused max-pool -> 1x1 projection ([`crate::PoolProjection`], the pool branch of
+    /// [`crate::Inception`]) orders its two stages. Either way the outputs are the same bits.
+    pub pool_schedule: PoolSchedule,
+}
+
+/// How a fused max-pool -> 1x1 projection orders its two stages. The results are the same bits
+/// either way; only the speed differs, by CPU.
+///
+/// # Examples
+///
+/// ```
+/// use incept::{ConvParams, Epilogue, MaxPool2dDesc, OpOptions, PoolProjection, PoolSchedule};
+///
+/// let proj = ConvParams { weights: &[1.0; 16], bias: None };
+/// let options = OpOptions { pool_schedule: PoolSchedule::Separate, ..OpOptions::default() };
+/// let op = PoolProjection::with_options(&MaxPool2dDesc::INCEPTION, 16, 1, proj, Epilogue::None, options)?;
+/// assert_eq!(op.pool_schedule(), PoolSchedule::Separate);
+/// // Interleaving needs a 3x3 stride-1 pool padded by 1 and channels a multiple of 16.
+/// let options = OpOptions { pool_schedule: PoolSchedule::Interleaved, ..OpOptions::default() };
+/// let odd = ConvParams { weights: &[1.0; 15], bias: None };
+/// let err = PoolProjection::with_options(&MaxPool2dDesc::INCEPTION, 15, 1, odd, Epilogue::None, options);
+/// assert!(err.is_err());
+/// # Ok::<(), incept::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PoolSchedule {
+    /// [`PoolSchedule::Interleaved`] where it is possible and the CPU runs vector max
+    /// instructions beside its FMAs (AMD Zen 4 and later, where it measured faster), else
+    /// [`PoolSchedule::Separate`].
+    #[default]
+    Auto,
+    /// Pool a band of rows into a scratch, then project it (fastest where the max and the
+    /// FMAs share execution ports, as on Intel's AVX-512 cores).
+    Separate,
+    /// Project each tile of 14 pooled pixels while pooling the next one into an L1 buffer, in
+    /// the same k loop. Needs AVX-512 (the operator's ISA), a 3x3 stride-1 pool padded by 1 on
+    /// every side and input channels a multiple of 16; otherwise the constructor fails with
+    /// [`ErrorKind::InvalidArgument`]. A band whose input holds a NaN is recomputed with the
+    /// separate schedule (that pool propagates NaNs; this one only detects them).
+    Interleaved,
 }
 
 impl OpOptions {
@@ -477,6 +520,31 @@ impl ConvCore {
                 .map_err(|e| tile_error(op, e))?;
         }
         Ok(())
+    }
+}
+
+impl ConvCore {
+    /// The pool -> projection of the interleaved schedule with this operator as the projection
+    /// (see [`incept_kernels::pooling_tile::pool_project`]): returns whether the pool saw no
+    /// NaN.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn pool_project(
+        &self,
+        op: &str,
+        pooling: &PoolingKernelInfo,
+        input: &PoolInput<'_>,
+        pixels: Range<usize>,
+        scratch: &mut [f32],
+        out: ProjectionOutput<'_>,
+    ) -> Result<bool> {
+        let proj = Projection {
+            weights: self.packed.as_slice(),
+            block_len: self.packed.block_len(),
+            out_channels: self.out_channels,
+            clamp: self.clamp,
+        };
+        pool_project(pooling, input, pixels, &proj, scratch, out, self.token)
+            .map_err(|e| tile_error(op, e))
     }
 }
 

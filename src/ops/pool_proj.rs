@@ -3,14 +3,20 @@
 //! Each task pools a band of output rows into a per-thread scratch (a few rows, in L1/L2) and
 //! feeds it straight to the 1x1 microkernel.
 
+use std::ops::Range;
+
+use incept_kernels::pooling_tile::{
+    max_runs_beside_fma, pooling_kernel, PoolInput, PoolingKernelInfo, ProjectionOutput,
+    POOLED_CHANNEL_MULTIPLE,
+};
 use incept_kernels::TapSet;
 
 use super::conv2d::{Dest, Source};
 use super::maxpool::{MaxPool2d, MaxPool2dDesc};
-use super::{with_scratch, ConvCore, ConvParams, Epilogue, OpOptions, ONE_TAP};
+use super::{with_scratch, ConvCore, ConvParams, Epilogue, OpOptions, PoolSchedule, ONE_TAP};
 #[cfg(doc)]
 use crate::error::ErrorKind;
-use crate::error::{mismatch, Result};
+use crate::error::{invalid, mismatch, Result};
 use crate::isa::Isa;
 use crate::parallel::{chunk_rows, for_each_output_chunk, Parallelism};
 use crate::tensor::{Nhwc, TensorView, TensorViewMut};
@@ -47,6 +53,8 @@ use crate::tensor::{Nhwc, TensorView, TensorViewMut};
 pub struct PoolProjection {
     pool: MaxPool2d,
     proj: ConvCore,
+    /// The pooling tile kernel if the schedule is interleaved.
+    pooling: Option<&'static PoolingKernelInfo>,
 }
 
 /// Bytes of pooled rows a band aims to keep.
@@ -121,6 +129,7 @@ impl PoolProjection {
         epilogue: Epilogue,
         options: OpOptions,
     ) -> Result<Self> {
+        let desc = *pool;
         let pool = MaxPool2d::with_options(pool, options)?;
         let proj = ConvCore::new(
             "pool projection",
@@ -132,7 +141,39 @@ impl PoolProjection {
             epilogue,
             options,
         )?;
-        Ok(PoolProjection { pool, proj })
+        let pooling = interleaving(
+            "pool projection",
+            &desc,
+            in_channels,
+            proj.isa,
+            options.pool_schedule,
+        )?;
+        Ok(PoolProjection {
+            pool,
+            proj,
+            pooling,
+        })
+    }
+
+    /// The schedule this operator runs: [`PoolSchedule::Separate`] or
+    /// [`PoolSchedule::Interleaved`] ([`PoolSchedule::Auto`] resolved for this CPU).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use incept::{ConvParams, Epilogue, MaxPool2dDesc, PoolProjection, PoolSchedule};
+    ///
+    /// // 15 channels cannot be interleaved (not a multiple of 16): Auto runs them separately.
+    /// let proj = ConvParams { weights: &[1.0; 15], bias: None };
+    /// let op = PoolProjection::new(&MaxPool2dDesc::INCEPTION, 15, 1, proj, Epilogue::None)?;
+    /// assert_eq!(op.pool_schedule(), PoolSchedule::Separate);
+    /// # Ok::<(), incept::Error>(())
+    /// ```
+    pub fn pool_schedule(&self) -> PoolSchedule {
+        match self.pooling {
+            Some(_) => PoolSchedule::Interleaved,
+            None => PoolSchedule::Separate,
+        }
     }
 
     /// Whether `self` and `other` run on the same packed weights: true for an operator and its
@@ -220,9 +261,15 @@ impl PoolProjection {
     /// # Ok::<(), incept::Error>(())
     /// ```
     pub fn scratch_bytes_per_thread(&self, ow: usize) -> usize {
-        [ow, self.proj.in_channels, std::mem::size_of::<f32>()]
-            .iter()
-            .fold(self.band(ow), |acc, &x| acc.saturating_mul(x))
+        self.scratch_len(ow)
+            .saturating_mul(std::mem::size_of::<f32>())
+    }
+
+    /// Scratch floats per thread: a band of pooled rows (and, interleaved, at least two tiles).
+    fn scratch_len(&self, ow: usize) -> usize {
+        let band = self.band(ow).saturating_mul(ow);
+        let tiles = interleaved_scratch_pixels(&self.proj, self.pooling);
+        band.max(tiles).saturating_mul(self.proj.in_channels)
     }
 
     /// Pools and projects. Either view may be a channel slice of a wider tensor. After the first
@@ -288,10 +335,23 @@ impl PoolProjection {
             chunk_rows * ow,
             |first, c| {
                 let (g0, g1) = (first / ow, (first / ow + chunk_rows).min(rows_total));
-                with_scratch(band * ow * cin, |pooled| {
+                with_scratch(self.scratch_len(ow), |pooled| {
+                    if let Some(pooling) = self.pooling {
+                        // The whole chunk at once: its scratch is two tiles, whatever the rows.
+                        let (op, proj, c0) =
+                            ("pool projection", &self.proj, (g0 * ow - first) * out_ps);
+                        let (src, rows) = (&src, g0..g1);
+                        if pool_project_interleaved(
+                            op, proj, pooling, src, rows, pooled, c, c0, out_ps,
+                        )? {
+                            return Ok(());
+                        }
+                        // A NaN in the chunk's input: recompute it with the exact pool.
+                    }
                     for g in (g0..g1).step_by(band) {
                         let rows = g..(g + band).min(g1);
                         let count = rows.len() * ow;
+                        let c0 = (g * ow - first) * out_ps;
                         let dest = Dest {
                             first_pixel: g * ow,
                             pixel_stride: cin,
@@ -299,7 +359,6 @@ impl PoolProjection {
                         };
                         self.pool
                             .pool_rows(&src, 0, (oh, ow), rows, pooled, &dest)?;
-                        let c0 = (g * ow - first) * out_ps;
                         self.proj.run_line(
                             "pool projection",
                             &one_tap,
@@ -318,4 +377,86 @@ impl PoolProjection {
             },
         )
     }
+}
+
+/// The pooling tile kernel a fused pool -> projection of `channels` channels runs with on
+/// `isa`, if `schedule` (resolved for this CPU) interleaves (see [`PoolSchedule`]).
+pub(crate) fn interleaving(
+    op: &str,
+    pool: &MaxPool2dDesc,
+    channels: usize,
+    isa: Isa,
+    schedule: PoolSchedule,
+) -> Result<Option<&'static PoolingKernelInfo>> {
+    let kernel = pooling_kernel(isa.kernel_isa());
+    let p = pool.padding;
+    let possible = pool.kernel == [3, 3]
+        && pool.stride == [1, 1]
+        && [p.top, p.left, p.bottom, p.right] == [1; 4]
+        && channels.is_multiple_of(POOLED_CHANNEL_MULTIPLE);
+    match (schedule, kernel) {
+        (PoolSchedule::Separate, _) => Ok(None),
+        (PoolSchedule::Auto, kernel) => Ok(kernel.filter(|_| possible && max_runs_beside_fma())),
+        (PoolSchedule::Interleaved, Some(kernel)) if possible => Ok(Some(kernel)),
+        (PoolSchedule::Interleaved, _) => {
+            let ([kh, kw], [sh, sw]) = (pool.kernel, pool.stride);
+            Err(invalid(format!(
+                "{op} pool schedule Interleaved needs AVX-512, a 3x3 stride-1 pool padded by 1 on \
+                 every side and input channels a multiple of {POOLED_CHANNEL_MULTIPLE}; got ISA \
+                 {isa}, a {kh}x{kw} pool with stride {sh},{sw} and padding {},{},{},{} (top, \
+                 left, bottom, right), {channels} channels",
+                p.top, p.left, p.bottom, p.right
+            )))
+        }
+    }
+}
+
+/// Pixels of scratch [`pool_project_interleaved`] needs: two tiles (none if not interleaved).
+pub(crate) fn interleaved_scratch_pixels(
+    proj: &ConvCore,
+    pooling: Option<&PoolingKernelInfo>,
+) -> usize {
+    pooling.map_or(0, |_| 2 * proj.kernel.mr)
+}
+
+/// The interleaved schedule: pools (3x3, stride 1, padded by 1) and projects the output rows
+/// `rows` (global `n*h + y`) of `src`, tile by tile, each tile's projection pooling the next
+/// tile into the other half of `scratch` (at least [`interleaved_scratch_pixels`] times the
+/// channels). Writes row `rows.start`, pixel 0 at `c[c_offset]`, pixels `out_ps` apart.
+/// Returns whether no NaN was seen; if one was, the outputs are unspecified and the caller
+/// recomputes the rows with the exact (separate) pool.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pool_project_interleaved(
+    op: &str,
+    proj: &ConvCore,
+    pooling: &PoolingKernelInfo,
+    src: &Source<'_>,
+    rows: Range<usize>,
+    scratch: &mut [f32],
+    c: &mut [f32],
+    c_offset: usize,
+    out_ps: usize,
+) -> Result<bool> {
+    let Nhwc {
+        n,
+        h,
+        w,
+        c: channels,
+    } = src.shape;
+    let input = PoolInput {
+        data: src.data,
+        offset: src.offset,
+        images: n,
+        h,
+        w,
+        pixel_stride: src.pixel_stride,
+        channels,
+    };
+    let out = ProjectionOutput {
+        data: c,
+        offset: c_offset,
+        pixel_stride: out_ps,
+    };
+    let pixels = rows.start * w..rows.end * w;
+    proj.pool_project(op, pooling, &input, pixels, scratch, out)
 }

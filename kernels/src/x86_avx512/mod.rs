@@ -76,14 +76,8 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
         clamp,
         ..
     } = *args;
-    // SAFETY: the contract makes the bias row (NR lanes) readable; `v < NRV <= 2`.
-    let mut bias = [_mm512_setzero_ps(); 2];
-    for v in 0..NRV {
-        bias[v] = unsafe { _mm512_loadu_ps(w.add(v * LANES)) };
-    }
-    // All MR rows exist (the k loop binds them to fixed registers); rows >= ROWS are never read
-    // from memory nor stored.
-    let mut acc = [bias; MR];
+    // SAFETY: the contract makes the bias row readable.
+    let mut acc = unsafe { bias_rows::<NRV>(w) };
     // Wrapping: a one-pixel tile may come with any stride (it is never used then); with two or
     // more rows the contract makes `(ROWS - 1) * a_pixel_stride` floats addressable, so the byte
     // stride does not wrap. The assembly only dereferences rows below ROWS.
@@ -103,6 +97,41 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
             with_skips!(tap, k_loop::<ROWS, NRV>(acc, a_tap, s, w_tap, k));
         }
     }
+    // SAFETY: the contract makes these outputs writable.
+    unsafe { store_rows::<ROWS, NRV>(&acc, nr, clamp, c, c_pixel_stride) };
+}
+
+/// The accumulators of a tile, every row starting from the bias row at `w` (`NRV` vectors; the
+/// others zero). All MR rows exist (the k loop binds them to fixed registers); rows past the
+/// tile's are never read from memory nor stored.
+///
+/// # Safety
+/// AVX-512F; `w .. w + NRV * 16` readable, `NRV <= 2`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn bias_rows<const NRV: usize>(w: *const f32) -> [[__m512; 2]; MR] {
+    let mut bias = [_mm512_setzero_ps(); 2];
+    for v in 0..NRV {
+        // SAFETY: vector v < NRV of the bias row: readable by the caller's contract.
+        bias[v] = unsafe { _mm512_loadu_ps(w.add(v * LANES)) };
+    }
+    [bias; MR]
+}
+
+/// Clamps rows `0..ROWS` of `acc` and stores their first `nr` channels at `c`, pixel `i` at
+/// `c + i * c_pixel_stride`.
+///
+/// # Safety
+/// AVX-512F; those `nr <= NRV * 16` channels of each row writable.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store_rows<const ROWS: usize, const NRV: usize>(
+    acc: &[[__m512; 2]; MR],
+    nr: usize,
+    clamp: crate::Clamp,
+    c: *mut f32,
+    c_pixel_stride: usize,
+) {
     let lo = _mm512_set1_ps(clamp.min);
     let hi = _mm512_set1_ps(clamp.max);
     // One lane mask per vector (all ones for full vectors): the store loop below has no
@@ -117,8 +146,8 @@ unsafe fn tile<const ROWS: usize, const NRV: usize>(args: &TileArgs) {
             // max/min return their second operand when either is NaN or both are zeros, so with
             // the accumulator second NaN and -0.0 pass through as `Clamp::apply` specifies.
             let y = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i][v]));
-            // SAFETY: writes lanes < nr of pixel i < mr: writable by the contract (masked-off
-            // lanes are not accessed).
+            // SAFETY: writes lanes < nr of pixel i < ROWS: writable by the caller's contract
+            // (masked-off lanes are not accessed).
             unsafe { _mm512_mask_storeu_ps(c.add(i * c_pixel_stride + v * LANES), masks[v], y) };
         }
     }
@@ -139,8 +168,11 @@ macro_rules! k_step {
             ".endif\n",
             $(
                 ".if ({head} <= ", $row, ") && ({rows} - {tail} > ", $row, ")\n",
-                ".if {nrv} == 1\n",
+                ".if ({nrv} == 1) || {embed}\n",
                 "vfmadd231ps ", $lo, ", zmm28, dword ptr [", $addr, " + \\u*4]{{1to16}}\n",
+                ".if {nrv} > 1\n",
+                "vfmadd231ps ", $hi, ", zmm29, dword ptr [", $addr, " + \\u*4]{{1to16}}\n",
+                ".endif\n",
                 ".else\n",
                 "vbroadcastss zmm30, dword ptr [", $addr, " + \\u*4]\n",
                 "vfmadd231ps ", $lo, ", zmm30, zmm28\n",
@@ -271,6 +303,7 @@ unsafe fn k_loop<const ROWS: usize, const NRV: usize, const HEAD: usize, const T
             head = const HEAD,
             tail = const TAIL,
             nrv = const NRV,
+            embed = const 0,
             inout("zmm0") acc[0][0],
             inout("zmm1") acc[0][1],
             inout("zmm2") acc[1][0],
@@ -306,3 +339,5 @@ unsafe fn k_loop<const ROWS: usize, const NRV: usize, const HEAD: usize, const T
         );
     }
 }
+
+pub(crate) mod pooling;
