@@ -6,8 +6,8 @@ mod common;
 
 use common::{activations, bias, isas_for_full_size_tests, weights, Mode};
 use incept::{
-    inception_reference, Accuracy, ConvParams, Inception, InceptionConfig, InceptionWeights, Nhwc,
-    OpOptions, Parallelism, TensorView, TensorViewMut,
+    inception_reference, Accuracy, ConvParams, Inception, InceptionConfig, InceptionWeights, Isa,
+    Nhwc, OpOptions, Parallelism, PoolSchedule, TensorView, TensorViewMut,
 };
 
 /// Owned weights for a config.
@@ -57,11 +57,22 @@ fn borrow<'a>(cfg: &InceptionConfig, o: &'a Owned) -> InceptionWeights<'a> {
 /// Runs `cfg` on an `n x size x size` input on every ISA and several parallelisms, writing into
 /// channels `3..` of a wider output; checks against the reference.
 fn check(cfg: &InceptionConfig, n: usize, size: usize, mode: Mode, pars: &[Parallelism<'_>]) {
-    check_with(cfg, n, size, mode, pars, OpOptions::default());
+    check_with(cfg, n, size, mode, pars, OpOptions::default(), &[]);
 }
 
-/// [`check`] with options (the ISA cap is set per ISA). Under `Accuracy::Relaxed` (Winograd)
-/// the bound is relative to the largest output: Winograd spreads rounding over a tile.
+/// The pool schedules to test on `isa`: both where interleaving exists (AVX-512), else the
+/// separate one.
+fn schedules(isa: Isa) -> Vec<PoolSchedule> {
+    match isa {
+        Isa::Avx512 => vec![PoolSchedule::Separate, PoolSchedule::Interleaved],
+        _ => vec![PoolSchedule::Separate],
+    }
+}
+
+/// [`check`] with options (the ISA cap and the pool schedule are set per ISA) and `specials`
+/// (index modulo the input length, value) written into the input. Under `Accuracy::Relaxed`
+/// (Winograd) the bound is relative to the largest output: Winograd spreads rounding over a
+/// tile. Any NaN matches any NaN.
 fn check_with(
     cfg: &InceptionConfig,
     n: usize,
@@ -69,19 +80,28 @@ fn check_with(
     mode: Mode,
     pars: &[Parallelism<'_>],
     options: OpOptions,
+    specials: &[(usize, f32)],
 ) {
     let relaxed = options.accuracy == Accuracy::Relaxed;
     let shape = Nhwc::new(n, size, size, cfg.in_channels);
-    let x = activations(mode, shape.element_count().unwrap(), size as u64);
+    let mut x = activations(mode, shape.element_count().unwrap(), size as u64);
+    for &(at, value) in specials {
+        let len = x.len();
+        x[at % len] = value;
+    }
     let owned = make_weights(cfg, mode, cfg.in_channels as u64);
     let wts = borrow(cfg, &owned);
     let want = inception_reference(cfg, &wts, &x, shape).unwrap();
     let largest = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let total = cfg.out_channels();
     let wide = total + 4;
-    for isa in isas_for_full_size_tests() {
+    for (isa, pool_schedule) in isas_for_full_size_tests()
+        .into_iter()
+        .flat_map(|isa| schedules(isa).into_iter().map(move |s| (isa, s)))
+    {
         let options = OpOptions {
             max_isa: Some(isa),
+            pool_schedule,
             ..options
         };
         let module = Inception::with_options(cfg, &wts, options).unwrap();
@@ -104,18 +124,19 @@ fn check_with(
                     }
                     let want = want[p * total + ch - 3];
                     let ok = match mode {
+                        _ if want.is_nan() => got.is_nan(),
                         _ if relaxed => (got - want).abs() <= 1e-4 * largest,
                         Mode::Exact => got.to_bits() == want.to_bits(),
                         Mode::Random => (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
                     };
-                    assert!(ok, "{isa} {par:?} {cfg:?} n{n} {size}x{size}: pixel {p} channel {}: got {got}, want {want}", ch - 3);
+                    assert!(ok, "{isa} {pool_schedule:?} {par:?} {cfg:?} n{n} {size}x{size}: pixel {p} channel {}: got {got}, want {want}", ch - 3);
                 }
             }
             match &first {
                 None => first = Some(out),
                 Some(f) => assert!(
                     f.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "{isa}: results differ between parallelisms"
+                    "{isa} {pool_schedule:?}: results differ between parallelisms"
                 ),
             }
         }
@@ -194,6 +215,35 @@ fn random_floats_and_thread_counts() {
 }
 
 #[test]
+fn nan_and_infinities_in_the_input() {
+    // 3a on two small images: NaNs anywhere (a band's own rows, the rows around it, image
+    // borders) send the interleaved pool branch back to the exact pool; infinities do not.
+    let cfg = InceptionConfig::GOOGLENET[0].1;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let pars = [Parallelism::Sequential, Parallelism::Pool(&pool)];
+    let c = cfg.in_channels;
+    let at = |n: usize, y: usize, x: usize, ch: usize| ((n * 9 + y) * 9 + x) * c + ch;
+    // A NaN in each row in turn: some lie just outside a band's or a task's rows.
+    let one_nan_per_run = (0..18).map(|y| vec![(at(y / 9, y % 9, y % 9, 5 * y), f32::NAN)]);
+    for specials in one_nan_per_run.chain([
+        vec![
+            (at(1, 0, 8, 191), f32::NAN),
+            (at(0, 8, 0, 0), f32::INFINITY),
+        ],
+        vec![
+            (at(0, 2, 3, 17), f32::NEG_INFINITY),
+            (at(1, 5, 1, 64), f32::INFINITY),
+        ],
+    ]) {
+        let options = OpOptions::default();
+        check_with(&cfg, 2, 9, Mode::Exact, &pars, options, &specials);
+    }
+}
+
+#[test]
 fn mismatched_weights_and_shapes_are_errors() {
     let cfg = InceptionConfig::GOOGLENET[0].1;
     let owned = make_weights(&cfg, Mode::Exact, 1);
@@ -253,6 +303,7 @@ fn winograd_modules_match_the_reference() {
                 Parallelism::Global,
             ],
             options,
+            &[],
         );
     }
 }

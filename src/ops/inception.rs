@@ -20,10 +20,12 @@
 //!
 //! No intermediate tensor is ever materialised; scratch is O(threads x band).
 
+use incept_kernels::pooling_tile::PoolingKernelInfo;
 use incept_kernels::TapSet;
 
 use super::conv2d::{Dest, Engine, Source, MAX_KERNEL};
 use super::maxpool::{MaxPool2d, MaxPool2dDesc};
+use super::pool_proj::{interleaved_scratch_pixels, interleaving, pool_project_interleaved};
 use super::window::{Padding, Window};
 use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
 #[cfg(doc)]
@@ -274,6 +276,8 @@ pub struct Inception {
     window5: Window,
     pool: MaxPool2d,
     proj: Option<ConvCore>,
+    /// The pooling tile kernel if the pool branch is interleaved (see [`crate::PoolSchedule`]).
+    pooling: Option<&'static PoolingKernelInfo>,
 }
 
 /// Bytes a band's rows aim for, about half of L2: its reduced rows and halos, and the input rows
@@ -421,7 +425,19 @@ impl Inception {
             options,
         )?;
         let pool = MaxPool2d::with_options(&MaxPool2dDesc::INCEPTION, options)?;
+        let pooling = match &proj {
+            Some(proj) => interleaving(
+                "inception",
+                &MaxPool2dDesc::INCEPTION,
+                cin,
+                proj.isa,
+                options.pool_schedule,
+            )?,
+            // No projection: the pool writes its output directly, nothing to interleave.
+            None => None,
+        };
         Ok(Inception {
+            pooling,
             config: *config,
             conv1,
             reduce3,
@@ -662,8 +678,10 @@ impl Inception {
         (
             len(rows, self.config.c3x3_reduce.unwrap_or(0)),
             len(rows, self.config.c5x5_reduce.unwrap_or(0)),
-            if self.proj.is_some() {
+            if let Some(proj) = &self.proj {
+                let tiles = interleaved_scratch_pixels(proj, self.pooling);
                 len(band.min(POOL_ROWS), self.config.in_channels)
+                    .max(tiles.saturating_mul(self.config.in_channels))
             } else {
                 0
             },
@@ -971,7 +989,27 @@ impl Inception {
                         match &self.proj {
                             Some(proj) => {
                                 let end = n * h + y1;
-                                for p0 in (g..end).step_by(POOL_ROWS) {
+                                let interleaved = match self.pooling {
+                                    Some(pooling) => {
+                                        let c0 = (g * w - first) * out_ps + offp;
+                                        let rows = g..end;
+                                        pool_project_interleaved(
+                                            "inception",
+                                            proj,
+                                            pooling,
+                                            &in_src,
+                                            rows,
+                                            sp,
+                                            c,
+                                            c0,
+                                            out_ps,
+                                        )?
+                                    }
+                                    None => false,
+                                };
+                                // Separate, or interleaved saw a NaN: pool exactly, then project.
+                                let separate = if interleaved { g..g } else { g..end };
+                                for p0 in separate.step_by(POOL_ROWS) {
                                     let p1 = (p0 + POOL_ROWS).min(end);
                                     let pooled = Dest {
                                         first_pixel: p0 * w,
