@@ -295,6 +295,22 @@ fn argument_errors_exit_2_with_a_message() {
         &["--accuracy must be exact or relaxed, got 'loose'"],
     );
     fails(
+        &["bench", "--pool-schedule", "fused"],
+        &["--pool-schedule must be auto, separate or interleaved, got 'fused'"],
+    );
+    fails(
+        &[
+            "bench",
+            "--workload",
+            "pool-proj",
+            "--isa",
+            "scalar",
+            "--pool-schedule",
+            "interleaved",
+        ],
+        &["the interleaved pool schedule needs AVX-512"],
+    );
+    fails(
         &["bench", "--conv", "14,14,8,8,7", "--algorithm", "winograd"],
         &["Winograd needs a 3x3 or 5x5 kernel with stride 1, got kernel 7"],
     );
@@ -1189,6 +1205,26 @@ fn bench_json_lines_have_every_key() {
         args.extend(workload_args);
         let (workload, _) = check_bench_line(ok(&args).trim());
         assert_eq!(workload, name);
+    }
+
+    // A forced pool schedule names the variant on workloads with a fused pool branch only.
+    for (workload, schedule, name) in [
+        ("pool-proj", "separate", "pool-proj+separate"),
+        ("maxpool", "separate", "maxpool"),
+        ("pool-proj", "auto", "pool-proj"),
+    ] {
+        let args = [
+            "bench",
+            "--workload",
+            workload,
+            "--pool-schedule",
+            schedule,
+            "--seconds",
+            "0.02",
+            "--json",
+        ];
+        let (got, _) = check_bench_line(ok(&args).trim());
+        assert_eq!(got, name);
     }
 
     // The table has a peak column.

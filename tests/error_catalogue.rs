@@ -1452,6 +1452,66 @@ fn concurrent_runs_match_one_thread() {
 
 /// Row 36: Winograd asked for a convolution it cannot compute, in each operator that takes it.
 #[test]
+fn interleaved_pool_schedule_where_it_cannot_run() {
+    let interleaved = OpOptions {
+        pool_schedule: incept::PoolSchedule::Interleaved,
+        ..OpOptions::default()
+    };
+    let proj = ConvParams {
+        weights: &[1.0; 8],
+        bias: None,
+    };
+    let e = PoolProjection::with_options(
+        &MaxPool2dDesc::INCEPTION,
+        8,
+        1,
+        proj,
+        Epilogue::None,
+        interleaved,
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    let isa = incept::isa::resolve(None).unwrap();
+    assert_eq!(
+        e.message(),
+        format!(
+            "pool projection: the interleaved pool schedule needs AVX-512, a 3x3 stride-1 pool \
+             padded by 1 on every side and input channels a multiple of 16; got ISA {isa}, a 3x3 \
+             pool with stride 1,1 and padding 1,1,1,1 (top, left, bottom, right), 8 channels"
+        )
+    );
+    // The module names its pool projection; scalar cannot interleave at any size.
+    let cfg = InceptionConfig::googlenet(16, 1, 1, 1, 1, 1, 1);
+    let ws: Vec<Vec<f32>> = [16, 16, 9, 16, 25, 16]
+        .iter()
+        .map(|&k| vec![0.0; k])
+        .collect();
+    let params = |i: usize| ConvParams {
+        weights: &ws[i],
+        bias: None,
+    };
+    let weights = InceptionWeights {
+        conv1x1: params(0),
+        reduce3x3: Some(params(1)),
+        conv3x3: params(2),
+        reduce5x5: Some(params(3)),
+        conv5x5: params(4),
+        pool_proj: Some(params(5)),
+    };
+    let scalar = OpOptions {
+        max_isa: Some(incept::Isa::Scalar),
+        ..interleaved
+    };
+    let e = Inception::with_options(&cfg, &weights, scalar).unwrap_err();
+    assert!(
+        e.message()
+            .starts_with("inception: the interleaved pool schedule needs AVX-512")
+            && e.message().contains("got ISA scalar"),
+        "{e}"
+    );
+}
+
+#[test]
 fn winograd_forced_on_a_shape_it_cannot_compute() {
     let winograd = OpOptions {
         algorithm: incept::ConvAlgorithm::Winograd,

@@ -309,7 +309,7 @@ proptest! {
                     (Ok(op), _, _) => op,
                     // Interleaving is AVX-512's.
                     (Err(e), Isa::Scalar | Isa::Avx2 | Isa::Neon, PoolSchedule::Interleaved) => {
-                        prop_assert!(e.to_string().contains("Interleaved needs AVX-512"), "{e}");
+                        prop_assert!(e.to_string().contains("interleaved pool schedule needs AVX-512"), "{e}");
                         continue;
                     }
                     (Err(e), _, _) => panic!("{isa} {schedule:?}: {e}"),
@@ -357,7 +357,10 @@ fn interleaving_needs_a_3x3_same_pool_and_channels_in_sixteens() {
             interleaved,
         );
         let message = op.unwrap_err().to_string();
-        assert!(message.contains("Interleaved needs"), "{message}");
+        assert!(
+            message.contains("interleaved pool schedule needs"),
+            "{message}"
+        );
         assert!(message.contains(&format!("{cin} channels")), "{message}");
         // Auto and Separate run them (separately).
         for schedule in [PoolSchedule::Auto, PoolSchedule::Separate] {

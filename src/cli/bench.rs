@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use incept::{Accuracy, ConvAlgorithm, Isa, OpOptions, Parallelism};
+use incept::{Accuracy, ConvAlgorithm, Isa, OpOptions, Parallelism, PoolSchedule};
 
 use super::peak;
 use super::workloads::{prepare, ConvShape, Spec, NAMES};
@@ -75,6 +75,9 @@ impl Options {
                 }
                 "--accuracy" => {
                     opts.options.accuracy = super::parse_accuracy(value(flag, &mut it)?)?
+                }
+                "--pool-schedule" => {
+                    opts.options.pool_schedule = super::parse_pool_schedule(value(flag, &mut it)?)?
                 }
                 "--json" => opts.json = true,
                 other => return Err(format!("bench: unknown flag '{other}'")),
@@ -243,12 +246,19 @@ pub fn measure(
     };
     result.map_err(|e| e.to_string())?;
     Ok(Row {
-        // Only workloads with a KxK convolution say which algorithm ran.
-        workload: if spec.has_conv_algorithm() {
-            spec.label() + &variant(options)
-        } else {
-            spec.label()
-        },
+        // Only workloads with a KxK convolution say which algorithm ran, and only those with a
+        // fused pool branch a forced pool schedule.
+        workload: spec.label()
+            + &if spec.has_conv_algorithm() {
+                variant(options)
+            } else {
+                String::new()
+            }
+            + match (spec.has_fused_pool(), options.pool_schedule) {
+                (false, _) | (true, PoolSchedule::Auto) => "",
+                (true, PoolSchedule::Separate) => "+separate",
+                (true, PoolSchedule::Interleaved) => "+interleaved",
+            },
         batch,
         threads,
         isa: prepared.isa,

@@ -39,6 +39,7 @@ commands:
                     --isa auto|scalar|avx2|avx512|neon   (default auto)
                     --algorithm auto|direct|winograd     3x3 and 5x5 stride-1 convolutions (default auto)
                     --accuracy exact|relaxed             what auto may use (default exact: direct only)
+                    --pool-schedule auto|separate|interleaved   pool + projection (default auto)
                     --seconds S            (timed window, default 1)
                     --json                 (one JSON object per line)
   layer OP        run one operator on .npy files: conv | pool | bottleneck | inception
@@ -77,6 +78,18 @@ fn parse_algorithm(v: &str) -> Result<incept::ConvAlgorithm, String> {
         "winograd" => Ok(incept::ConvAlgorithm::Winograd),
         v => Err(format!(
             "--algorithm must be auto, direct or winograd, got '{v}'"
+        )),
+    }
+}
+
+/// Parses a `--pool-schedule` value.
+fn parse_pool_schedule(v: &str) -> Result<incept::PoolSchedule, String> {
+    match v {
+        "auto" => Ok(incept::PoolSchedule::Auto),
+        "separate" => Ok(incept::PoolSchedule::Separate),
+        "interleaved" => Ok(incept::PoolSchedule::Interleaved),
+        v => Err(format!(
+            "--pool-schedule must be auto, separate or interleaved, got '{v}'"
         )),
     }
 }

@@ -107,6 +107,12 @@ impl Spec {
         }
     }
 
+    /// Whether `--pool-schedule` can change what this workload runs: it has a fused
+    /// pool -> projection (the pool + projection and the fused module).
+    pub fn has_fused_pool(&self) -> bool {
+        matches!(self, Spec::Named("pool-proj" | "inception"))
+    }
+
     pub fn label(&self) -> String {
         match self {
             Spec::Named(n) => n.to_string(),

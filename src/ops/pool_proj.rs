@@ -401,7 +401,7 @@ pub(crate) fn interleaving(
         (PoolSchedule::Interleaved, _) => {
             let ([kh, kw], [sh, sw]) = (pool.kernel, pool.stride);
             Err(invalid(format!(
-                "{op} pool schedule Interleaved needs AVX-512, a 3x3 stride-1 pool padded by 1 on \
+                "{op}: the interleaved pool schedule needs AVX-512, a 3x3 stride-1 pool padded by 1 on \
                  every side and input channels a multiple of {POOLED_CHANNEL_MULTIPLE}; got ISA \
                  {isa}, a {kh}x{kw} pool with stride {sh},{sw} and padding {},{},{},{} (top, \
                  left, bottom, right), {channels} channels",
