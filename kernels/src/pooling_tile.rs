@@ -5,8 +5,9 @@
 //! the pool's maxima and the projection's FMAs take turns on the core. On AMD Zen 4 the FMAs run
 //! on two FP pipes and `vmaxps` on two others, so both can run in the same cycles: the kernel
 //! multiplies tile t (pooled earlier, in an L1 buffer) and meanwhile pools tile t + 1 into a
-//! second buffer, four output vectors after every four k steps. (On Intel the max shares the FMA
-//! ports, and interleaving measured slower; see `incept`'s `PoolSchedule`.)
+//! second buffer, one output vector after every k step. (Intel's AVX-512 cores run the max on
+//! the FMA ports, 0 and 5: an earlier interleaved pool measured 1.22-1.28x slower there, see
+//! `benches/RESULTS.md`; `incept`'s `PoolSchedule::Auto` picks this kernel on AMD only.)
 //!
 //! Pooling here works by taps: each pooled pixel lists where its nine 3x3 taps start in the
 //! input, a tap outside the image repeating the centre (a repeated element leaves the max
