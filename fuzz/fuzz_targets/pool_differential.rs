@@ -3,8 +3,10 @@
 //! of 1..=9 rows and columns (sometimes up to 64), square or not, strides 1..=4 per axis, per-side
 //! padding below the window's side along it, 1..=80 channels (every
 //! vector remainder and channel block of every ISA), channel slices with margins, every ISA this
-//! CPU has, sequential and threaded runs. Inputs hold NaN, infinities, signed zeros and huge
-//! finite values at positions the fuzzer picks.
+//! CPU has, sequential and threaded runs, and each `PoolSchedule` of the projection (the
+//! Inception-shaped pool over multiples of 16 channels, which the interleaved one runs, is drawn
+//! apart). Inputs hold NaN, infinities, signed zeros and huge finite values at positions the
+//! fuzzer picks.
 //!
 //! Max-pool: the maximum is exact, so results must be equal (`==`, so `-0.0` matches `0.0`:
 //! which zero wins a tie is not specified), and a NaN anywhere in a window must give a NaN (any
@@ -14,7 +16,9 @@
 
 use arbitrary::Arbitrary;
 use incept::reference::{self, Layout, Window};
-use incept::{ConvParams, MaxPool2d, MaxPool2dDesc, Nhwc, OpOptions, Padding, PoolProjection};
+use incept::{
+    ConvParams, MaxPool2d, MaxPool2dDesc, Nhwc, OpOptions, Padding, PoolProjection, PoolSchedule,
+};
 use incept_fuzz::{
     activations, assert_matches, biases, clamp_of, epilogue_is_valid, pick_isa, same, weights,
     EpilogueSel, Mode, Par, SliceSel, Spec, INPUT_PAD, OUTPUT_SENTINEL,
@@ -72,6 +76,11 @@ struct Case {
     bias: bool,
     /// (position mod the element count, value) written into the input.
     specials: Vec<(u16, Special)>,
+    /// The Inception pool (3x3, stride 1, padded by 1) over a multiple of 16 channels, the shape
+    /// the interleaved schedule runs.
+    inception_shape: bool,
+    /// The projection's `PoolSchedule`: Auto, Separate or Interleaved.
+    schedule: u8,
 }
 
 fuzz_target!(|case: Case| check(&case));
@@ -80,7 +89,11 @@ fn check(case: &Case) {
     let n = 1 + usize::from(case.n) % 3;
     let h = 1 + usize::from(case.h) % 12;
     let w = 1 + usize::from(case.w) % 12;
-    let c = 1 + usize::from(case.c) % 80;
+    let c = if case.inception_shape {
+        16 * (1 + usize::from(case.c) % 5)
+    } else {
+        1 + usize::from(case.c) % 80
+    };
     let cout = 1 + usize::from(case.cout) % 40;
     let side = |k: u8| 1 + usize::from(k) % if case.large_kernel { 64 } else { 9 };
     let (kh, sh) = (side(case.kernel), 1 + usize::from(case.stride) % 4);
@@ -93,6 +106,11 @@ fn check(case: &Case) {
         usize::from(case.padding[2]) % kh,
         usize::from(case.padding[3]) % kw,
     ];
+    let (kh, kw, sh, sw, p) = if case.inception_shape {
+        (3, 3, 1, 1, [1; 4])
+    } else {
+        (kh, kw, sh, sw, p)
+    };
     let padding = Padding {
         top: p[0],
         left: p[1],
@@ -186,10 +204,38 @@ fn check(case: &Case) {
         weights: &wts,
         bias: bias.as_deref(),
     };
+    let schedule = [
+        PoolSchedule::Auto,
+        PoolSchedule::Separate,
+        PoolSchedule::Interleaved,
+    ][usize::from(case.schedule) % 3];
+    let interleavable = isa == incept::Isa::Avx512
+        && (kh, kw, sh, sw, p) == (3, 3, 1, 1, [1; 4])
+        && c % 16 == 0;
+    let options = OpOptions {
+        pool_schedule: schedule,
+        ..options
+    };
     let op = match PoolProjection::with_options(&desc, c, cout, params, epilogue, options) {
         Ok(op) => {
             assert!(epilogue_is_valid(epilogue), "invalid {epilogue:?} accepted");
+            assert!(
+                schedule != PoolSchedule::Interleaved || interleavable,
+                "interleaved accepted where it cannot run\n{case:?}"
+            );
             op
+        }
+        // The epilogue is checked first.
+        Err(e)
+            if schedule == PoolSchedule::Interleaved
+                && !interleavable
+                && epilogue_is_valid(epilogue) =>
+        {
+            assert!(
+                e.to_string().contains("interleaved pool schedule needs"),
+                "{e}\n{case:?}"
+            );
+            return;
         }
         Err(e) => {
             assert!(
