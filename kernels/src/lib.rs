@@ -327,11 +327,15 @@ pub enum KernelIsa {
 /// assert_eq!((scalar.name, scalar.mr, scalar.nr), ("conv_4x8__scalar", 4, 8));
 /// assert_eq!(scalar.isa, KernelIsa::Scalar);
 /// ```
-#[derive(Clone, Copy, Debug)]
+///
+/// Only this crate makes these (`run` is private and the type is not `Clone`), so a caller
+/// holds a `&'static` descriptor whose ISA, tile size and entry point belong together:
+/// [`run_tile`] checks the token against `isa` and trusts the rest.
+#[derive(Debug)]
 pub struct KernelInfo {
     /// Name, e.g. `conv_14x32__avx512f_broadcast`.
     pub name: &'static str,
-    /// ISA the CPU must support to call [`KernelInfo::run`].
+    /// ISA the CPU must support to run the kernel.
     pub isa: KernelIsa,
     /// Largest number of output pixels per tile.
     pub mr: usize,
@@ -341,7 +345,7 @@ pub struct KernelInfo {
     /// not skip pixels).
     pub max_skip: usize,
     /// The entry point.
-    pub run: TileKernel,
+    pub(crate) run: TileKernel,
 }
 
 /// The tile kernel for `isa`, if this target compiles one (whether or not this CPU supports it:
@@ -614,26 +618,6 @@ pub fn run_tile(
     c: &mut [f32],
     isa: IsaToken,
 ) -> Result<(), TileError> {
-    let args = checked_args(kernel, tile, taps, a, w, c, isa)?;
-    // SAFETY: `checked_args` proved every read of `a` and `w` and every write of `c` that the
-    // kernel contract allows lies inside the borrowed slices (`c` is borrowed mutably, so it is
-    // not aliased); the tile size is within the kernel's; `IsaToken` can only be made by
-    // `IsaToken::new`, which verifies the CPU supports the ISA.
-    unsafe { (kernel.run)(&args) };
-    Ok(())
-}
-
-/// [`run_tile`]'s checks: the kernel's arguments if every address the tile touches lies in `a`,
-/// `w` and `c`.
-fn checked_args(
-    kernel: &KernelInfo,
-    tile: &Tile,
-    taps: &TapSet<'_>,
-    a: &[f32],
-    w: &[f32],
-    c: &mut [f32],
-    isa: IsaToken,
-) -> Result<TileArgs, TileError> {
     if isa.0 != kernel.isa {
         return Err(TileError::Isa);
     }
@@ -706,7 +690,12 @@ fn checked_args(
         c_pixel_stride: tile.c_pixel_stride,
         clamp: tile.clamp,
     };
-    Ok(args)
+    // SAFETY: the checks above prove every read of `a` and `w` and every write of `c` that the
+    // kernel contract allows lies inside the borrowed slices (`c` is borrowed mutably, so it is
+    // not aliased); the tile size is within the kernel's; `IsaToken` can only be made by
+    // `IsaToken::new`, which verifies the CPU supports the ISA.
+    unsafe { (kernel.run)(&args) };
+    Ok(())
 }
 
 /// The first element of `a` that tile pixel `pixel` reads at `input_offset`, if it does not

@@ -136,14 +136,15 @@ pub type PoolKernel = unsafe fn(&PoolLineArgs);
 /// let scalar = pool_kernel(KernelIsa::Scalar).unwrap();
 /// assert_eq!((scalar.name, scalar.isa), ("maxpool__scalar", KernelIsa::Scalar));
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub struct PoolKernelInfo {
     /// Name, e.g. `maxpool__avx512f`.
     pub name: &'static str,
     /// ISA the CPU must support.
     pub isa: KernelIsa,
-    /// The entry point.
-    pub run: PoolKernel,
+    /// The entry point (private: only this crate makes these descriptors, see
+    /// [`crate::KernelInfo`]).
+    pub(crate) run: PoolKernel,
 }
 
 /// A stack of max-pool lines in element offsets into the slices given to [`run_pool_line`]

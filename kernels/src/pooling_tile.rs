@@ -88,7 +88,9 @@ pub struct PooledPixelArgs {
     pub out: *mut f32,
 }
 
-/// The most pixels one side job may pool (the kernels' table lives on the stack).
+/// The most pixels the kernels pool beside one tile ([`pool_project`] keeps their table on its
+/// stack). A tile pools the next tile's pixels at one 16-channel vector per k step, and `k` is
+/// the channel count, so at most 16 pixels fit in its k loop; the tiles have 14.
 pub const MAX_POOLED_PIXELS: usize = 16;
 
 /// The pool work the kernels receive: `pixels` entries of `table`.
@@ -102,11 +104,12 @@ pub struct PoolSideArgs {
     pub channels: usize,
 }
 
-/// A tile kernel that pools on the side.
+/// A tile kernel that pools on the side. Only this crate makes these (see [`KernelInfo`]).
 ///
 /// # Safety (both functions)
-/// Every tap of every pixel of the side readable for `channels` elements, every output writable
-/// for `channels` and aliased by nothing else the call reads or writes; `run` also has the
+/// `channels` a positive multiple of 16 (the kernels read and write whole vectors); every tap
+/// of every pixel of the side readable for `channels` elements, every output writable for
+/// `channels` and aliased by nothing else the call reads or writes; `run` also has the
 /// [`crate::TileKernel`] contract of [`PoolingKernelInfo::tile`] for a one-tap tile (a 1x1) with
 /// `k` a multiple of 4 and `pixels * channels / 16 <= k`; the CPU must support the ISA.
 #[derive(Debug)]
@@ -116,9 +119,9 @@ pub struct PoolingKernelInfo {
     /// The conv kernel whose tiles and packed weights `run` shares.
     pub tile: &'static KernelInfo,
     /// One 1x1 tile plus the side's pooling; returns whether no centre was NaN.
-    pub run: unsafe fn(&TileArgs, &PoolSideArgs) -> bool,
+    pub(crate) run: unsafe fn(&TileArgs, &PoolSideArgs) -> bool,
     /// The side's pooling alone; returns whether no centre was NaN.
-    pub pool: unsafe fn(&PoolSideArgs) -> bool,
+    pub(crate) pool: unsafe fn(&PoolSideArgs) -> bool,
 }
 
 /// The pooling tile kernel for `isa`, if it has one (AVX-512 only).
@@ -133,15 +136,19 @@ pub fn pooling_kernel(isa: KernelIsa) -> Option<&'static PoolingKernelInfo> {
 /// Max-pools (3x3, stride 1, padded by 1) the pixels `pixels` of `input` and projects them with
 /// `proj` into `out`, tile by tile: tile t's projection pools tile t + 1 into the other half of
 /// `scratch` (at least `2 * MR * channels` floats, MR the tile kernel's), so the pooled tensor
-/// never exists. Returns whether no input element the pool read was NaN; if one was (or +inf
-/// and -inf met in the check's sum), the outputs are unspecified and the caller recomputes them
-/// with a NaN-exact pool.
+/// never exists. Returns whether no input element the pool read was NaN; if one was, the
+/// outputs are unspecified and the caller recomputes them with a NaN-exact pool. (The check
+/// also reports a few false alarms, which only cost that recomputation: +inf and -inf meeting
+/// in its sum, a sum overflowing to infinity and then meeting the other sign, and a NaN in one
+/// of the up to `w + 1` pixels before and after the run that it checks without the pool
+/// reading them all.)
 ///
 /// # Errors
 ///
 /// [`TileError::Isa`] for a token of another ISA; [`TileError::PoolSide`] for channels that are
-/// not a positive multiple of [`POOLED_CHANNEL_MULTIPLE`], pixels past the images, an input
-/// slice too short for its images or a scratch shorter than two tiles; [`TileError::Weights`]
+/// not a positive multiple of [`POOLED_CHANNEL_MULTIPLE`], a pixel stride below the channels,
+/// pixels past the images, an input slice too short for its images or a scratch shorter than
+/// two tiles; [`TileError::Weights`]
 /// and [`TileError::Output`] for a projection or output too short. Nothing is written then.
 pub fn pool_project(
     kernel: &PoolingKernelInfo,
@@ -174,6 +181,7 @@ pub fn pool_project(
         .and_then(|x| x.checked_add(channels));
     if channels == 0
         || !channels.is_multiple_of(POOLED_CHANNEL_MULTIPLE)
+        || col < channels
         || !matches!(total, Some(t) if pixels.end <= t)
         || !matches!(input_end, Some(end) if end <= data.len())
         || mr
@@ -210,6 +218,8 @@ pub fn pool_project(
     // The pool reads up to w + 1 pixels before and after the run, in the same image; the
     // kernels' check covers the run's own pixels (the centres), this one the rest.
     let image = h * w;
+    // (`total` pixels of at least `channels` elements fit in the input, so these do not
+    // overflow.)
     let before = (pixels.start / image * image).max(pixels.start.saturating_sub(w + 1));
     let after = (pixels.end.div_ceil(image) * image).min(pixels.end + w + 1);
     let pixel = |p: usize| &data[offset + p * col..][..channels];

@@ -678,8 +678,8 @@ impl Inception {
         (
             len(rows, self.config.c3x3_reduce.unwrap_or(0)),
             len(rows, self.config.c5x5_reduce.unwrap_or(0)),
-            if let Some(proj) = &self.proj {
-                let tiles = interleaved_scratch_pixels(proj, self.pooling);
+            if self.proj.is_some() {
+                let tiles = interleaved_scratch_pixels(self.pooling);
                 len(band.min(POOL_ROWS), self.config.in_channels)
                     .max(tiles.saturating_mul(self.config.in_channels))
             } else {

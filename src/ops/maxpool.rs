@@ -2,7 +2,8 @@
 //!
 //! Padding never wins: each output is the maximum over the valid part of its window (the same
 //! border rectangles as the direct convolution). NaN propagates: a window holding a NaN gives a
-//! NaN (payload unspecified), as in PyTorch. Infinities compare as IEEE says.
+//! NaN (payload unspecified), as in PyTorch. Infinities compare as IEEE says. When +0.0 and
+//! -0.0 tie for a window's maximum, which of them it returns is unspecified (the ISAs differ).
 
 use incept_kernels::pool::{pool_kernel, run_pool_line, PoolKernelInfo, PoolLine};
 use incept_kernels::IsaToken;
@@ -250,7 +251,7 @@ impl MaxPool2d {
 
     /// Computes `output = maxpool(input)`. Either view may be a channel slice of a wider tensor.
     /// Allocates nothing. Bit-identical for every [`Parallelism`]. Padding never wins; a window
-    /// holding a NaN gives NaN.
+    /// holding a NaN gives NaN; which zero a tie of +0.0 and -0.0 gives is unspecified.
     ///
     /// # Errors
     ///

@@ -128,12 +128,15 @@ pub struct OpOptions {
     /// The accuracy policy [`ConvAlgorithm::Auto`] follows.
     pub accuracy: Accuracy,
     /// How the fused max-pool -> 1x1 projection ([`crate::PoolProjection`], the pool branch of
-    /// [`crate::Inception`]) orders its two stages. Either way the outputs are the same bits.
+    /// [`crate::Inception`]) orders its two stages. Either way the outputs are the same bits (up
+    /// to the sign of a zero, see [`PoolSchedule`]).
     pub pool_schedule: PoolSchedule,
 }
 
 /// How a fused max-pool -> 1x1 projection orders its two stages. The results are the same bits
-/// either way; only the speed differs, by CPU.
+/// either way, only the speed differs, by CPU; except that which zero a max-pool returns when
+/// +0.0 and -0.0 tie is unspecified (as for [`crate::MaxPool2d`]), and with a -0.0 bias such a
+/// tie can decide the sign of a zero output.
 ///
 /// # Examples
 ///
@@ -165,7 +168,8 @@ pub enum PoolSchedule {
     /// the same k loop. Needs AVX-512 (the operator's ISA), a 3x3 stride-1 pool padded by 1 on
     /// every side and input channels a multiple of 16; otherwise the constructor fails with
     /// [`ErrorKind::InvalidArgument`]. A band whose input holds a NaN is recomputed with the
-    /// separate schedule (that pool propagates NaNs; this one only detects them).
+    /// separate schedule (that pool propagates NaNs; this one only detects them), so NaNs
+    /// propagate as [`crate::MaxPool2d`] documents.
     Interleaved,
 }
 

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use incept_kernels::pooling_tile::{
     max_runs_beside_fma, pooling_kernel, PoolInput, PoolingKernelInfo, ProjectionOutput,
-    POOLED_CHANNEL_MULTIPLE,
+    MAX_POOLED_PIXELS, POOLED_CHANNEL_MULTIPLE,
 };
 use incept_kernels::TapSet;
 
@@ -268,7 +268,7 @@ impl PoolProjection {
     /// Scratch floats per thread: a band of pooled rows (and, interleaved, at least two tiles).
     fn scratch_len(&self, ow: usize) -> usize {
         let band = self.band(ow).saturating_mul(ow);
-        let tiles = interleaved_scratch_pixels(&self.proj, self.pooling);
+        let tiles = interleaved_scratch_pixels(self.pooling);
         band.max(tiles).saturating_mul(self.proj.in_channels)
     }
 
@@ -412,11 +412,8 @@ pub(crate) fn interleaving(
 }
 
 /// Pixels of scratch [`pool_project_interleaved`] needs: two tiles (none if not interleaved).
-pub(crate) fn interleaved_scratch_pixels(
-    proj: &ConvCore,
-    pooling: Option<&PoolingKernelInfo>,
-) -> usize {
-    pooling.map_or(0, |_| 2 * proj.kernel.mr)
+pub(crate) fn interleaved_scratch_pixels(pooling: Option<&PoolingKernelInfo>) -> usize {
+    pooling.map_or(0, |k| 2 * k.tile.mr.min(MAX_POOLED_PIXELS))
 }
 
 /// The interleaved schedule: pools (3x3, stride 1, padded by 1) and projects the output rows

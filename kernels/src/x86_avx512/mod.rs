@@ -154,9 +154,10 @@ unsafe fn store_rows<const ROWS: usize, const NRV: usize>(
 }
 
 /// One k step for rows `HEAD .. ROWS - TAIL` (the rows reading the tap): `NRV` weight vectors,
-/// then per row one broadcast and `NRV` FMAs; with one vector (`NRV == 1`) the broadcast is the
-/// FMA's own memory operand (`{1to16}`, see [`k_loop`]). `\u` is the step's index inside an
-/// unrolled group (an assembler `.irp`).
+/// then per row one broadcast and `NRV` FMAs; with one vector (`NRV == 1`), or with `{embed}`
+/// set (the pooling tile, `pooling.rs`), every FMA takes the broadcast as its own memory operand
+/// (`{1to16}`, see [`k_loop`]) instead. `\u` is the step's index inside an unrolled group (an
+/// assembler `.irp`).
 /// Row `i` reads `[base + stride * m + 4u]` from one of four row bases (rows 0, 3, 5, 10) and a
 /// scale m in {0, 1, 2, 4, 8}; its accumulators are zmm(2i) and zmm(2i+1).
 macro_rules! k_step {
@@ -180,6 +181,44 @@ macro_rules! k_step {
                 ".endif\n",
                 ".endif\n",
             )*
+        )
+    };
+}
+
+/// `asm!` with the 14 x 2 accumulators `$acc` bound to zmm0..zmm27 (row i: zmm(2i), zmm(2i+1)),
+/// as [`k_step!`] addresses them; the templates and other operands as given.
+macro_rules! asm_with_accumulators {
+    ($acc:ident, $($rest:tt)*) => {
+        core::arch::asm!(
+            $($rest)*
+            inout("zmm0") $acc[0][0],
+            inout("zmm1") $acc[0][1],
+            inout("zmm2") $acc[1][0],
+            inout("zmm3") $acc[1][1],
+            inout("zmm4") $acc[2][0],
+            inout("zmm5") $acc[2][1],
+            inout("zmm6") $acc[3][0],
+            inout("zmm7") $acc[3][1],
+            inout("zmm8") $acc[4][0],
+            inout("zmm9") $acc[4][1],
+            inout("zmm10") $acc[5][0],
+            inout("zmm11") $acc[5][1],
+            inout("zmm12") $acc[6][0],
+            inout("zmm13") $acc[6][1],
+            inout("zmm14") $acc[7][0],
+            inout("zmm15") $acc[7][1],
+            inout("zmm16") $acc[8][0],
+            inout("zmm17") $acc[8][1],
+            inout("zmm18") $acc[9][0],
+            inout("zmm19") $acc[9][1],
+            inout("zmm20") $acc[10][0],
+            inout("zmm21") $acc[10][1],
+            inout("zmm22") $acc[11][0],
+            inout("zmm23") $acc[11][1],
+            inout("zmm24") $acc[12][0],
+            inout("zmm25") $acc[12][1],
+            inout("zmm26") $acc[13][0],
+            inout("zmm27") $acc[13][1],
         )
     };
 }
@@ -249,7 +288,8 @@ unsafe fn k_loop<const ROWS: usize, const NRV: usize, const HEAD: usize, const T
     // the other rows' bases are computed but never dereferenced. `prefetcht0` is a hint that
     // never faults, so its address may lie outside the input. No stack, no memory writes.
     unsafe {
-        core::arch::asm!(
+        asm_with_accumulators!(
+            acc,
             "lea {a3}, [{a0} + 2*{s}]",
             "add {a3}, {s}",
             "lea {a5}, [{a3} + 2*{s}]",
@@ -304,34 +344,6 @@ unsafe fn k_loop<const ROWS: usize, const NRV: usize, const HEAD: usize, const T
             tail = const TAIL,
             nrv = const NRV,
             embed = const 0,
-            inout("zmm0") acc[0][0],
-            inout("zmm1") acc[0][1],
-            inout("zmm2") acc[1][0],
-            inout("zmm3") acc[1][1],
-            inout("zmm4") acc[2][0],
-            inout("zmm5") acc[2][1],
-            inout("zmm6") acc[3][0],
-            inout("zmm7") acc[3][1],
-            inout("zmm8") acc[4][0],
-            inout("zmm9") acc[4][1],
-            inout("zmm10") acc[5][0],
-            inout("zmm11") acc[5][1],
-            inout("zmm12") acc[6][0],
-            inout("zmm13") acc[6][1],
-            inout("zmm14") acc[7][0],
-            inout("zmm15") acc[7][1],
-            inout("zmm16") acc[8][0],
-            inout("zmm17") acc[8][1],
-            inout("zmm18") acc[9][0],
-            inout("zmm19") acc[9][1],
-            inout("zmm20") acc[10][0],
-            inout("zmm21") acc[10][1],
-            inout("zmm22") acc[11][0],
-            inout("zmm23") acc[11][1],
-            inout("zmm24") acc[12][0],
-            inout("zmm25") acc[12][1],
-            inout("zmm26") acc[13][0],
-            inout("zmm27") acc[13][1],
             out("zmm28") _,
             out("zmm29") _,
             out("zmm30") _,

@@ -1,13 +1,14 @@
 //! The AVX-512F pooling tile: a 14x32 1x1 tile that max-pools the next tile on the side (see
 //! [`crate::pooling_tile`] for why and for the NaN check).
 //!
-//! The k loop is `k_loop`'s (four row bases, four k steps per group) with two changes: every
-//! FMA takes its broadcast from memory (freeing zmm30 for the NaN sum; on Zen 4, where this
-//! kernel is chosen, that measured as fast as separate broadcasts alone and 3% faster beside
-//! the pool's loads), and after each k step one pooled vector is made in `zmm31`: the centre tap
-//! loaded and added into zmm30, the other eight taps folded in with memory-operand `vmaxps`.
-//! One vector per k step measured 3% faster than four per group of four: the out-of-order
-//! window then always holds both kinds of work.
+//! The k loop is `k_loop`'s (four row bases, four k steps per group) with these changes: one
+//! tap without skips and `k` a multiple of 4 (no tail loop), no next-tile prefetch (the tile's
+//! input is the L1 buffer the previous tile pooled), every FMA takes its broadcast from memory
+//! (freeing zmm30 for the NaN sum; on Zen 4, where this kernel is chosen, that measured as fast
+//! as separate broadcasts alone and 3% faster beside the pool's loads), and after each k step
+//! one pooled vector is made in `zmm31`: the centre tap loaded and added into zmm30, the other
+//! eight taps folded in with memory-operand `vmaxps`. One vector per k step measured 3% faster
+//! than four per group of four: the out-of-order window then always holds both kinds of work.
 
 // Index loops over const bounds, as in the parent module.
 #![allow(clippy::needless_range_loop)]
@@ -34,7 +35,8 @@ unsafe fn tile_pooling(args: &TileArgs, side: &PoolSideArgs) -> bool {
             match args.mr {
                 // SAFETY: same contract, `mr` matches the instance.
                 $($mr => unsafe { tile::<$mr, $nrv>(args, side) },)*
-                _ => true,
+                // Not a tile size (the contract excludes it): nothing pooled, so not clean.
+                _ => false,
             }
         };
     }
@@ -121,7 +123,8 @@ unsafe fn k_loop_pooling<const ROWS: usize, const NRV: usize>(
     // `channels * 4`, for `pixels * channels / 16 <= k` jobs, one per k step (so every job
     // runs). No stack.
     unsafe {
-        core::arch::asm!(
+        asm_with_accumulators!(
+            acc,
             "lea {a3}, [{a0} + 2*{s}]",
             "add {a3}, {s}",
             "lea {a5}, [{a3} + 2*{s}]",
@@ -162,34 +165,6 @@ unsafe fn k_loop_pooling<const ROWS: usize, const NRV: usize>(
             tail = const 0,
             nrv = const NRV,
             embed = const 1,
-            inout("zmm0") acc[0][0],
-            inout("zmm1") acc[0][1],
-            inout("zmm2") acc[1][0],
-            inout("zmm3") acc[1][1],
-            inout("zmm4") acc[2][0],
-            inout("zmm5") acc[2][1],
-            inout("zmm6") acc[3][0],
-            inout("zmm7") acc[3][1],
-            inout("zmm8") acc[4][0],
-            inout("zmm9") acc[4][1],
-            inout("zmm10") acc[5][0],
-            inout("zmm11") acc[5][1],
-            inout("zmm12") acc[6][0],
-            inout("zmm13") acc[6][1],
-            inout("zmm14") acc[7][0],
-            inout("zmm15") acc[7][1],
-            inout("zmm16") acc[8][0],
-            inout("zmm17") acc[8][1],
-            inout("zmm18") acc[9][0],
-            inout("zmm19") acc[9][1],
-            inout("zmm20") acc[10][0],
-            inout("zmm21") acc[10][1],
-            inout("zmm22") acc[11][0],
-            inout("zmm23") acc[11][1],
-            inout("zmm24") acc[12][0],
-            inout("zmm25") acc[12][1],
-            inout("zmm26") acc[13][0],
-            inout("zmm27") acc[13][1],
             out("zmm28") _,
             out("zmm29") _,
             out("zmm30") nan_sum,
