@@ -1,7 +1,9 @@
 //! The fused pool branch: max-pool, then a 1x1 projection, without writing the pooled tensor.
 //!
-//! Each task pools a band of output rows into a per-thread scratch (a few rows, in L1/L2) and
-//! feeds it straight to the 1x1 microkernel.
+//! Separate schedule: each task pools a band of output rows into a per-thread scratch (a few
+//! rows, in L1/L2) and feeds it straight to the 1x1 microkernel. Interleaved schedule
+//! ([`PoolSchedule::Interleaved`]): each 1x1 tile pools the next one inside its k loop
+//! (`incept_kernels::pooling_tile`), through a two-tile scratch.
 
 use std::ops::Range;
 
