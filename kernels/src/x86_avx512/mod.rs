@@ -27,6 +27,27 @@ pub const MR: usize = 14;
 pub const NR: usize = 32;
 const LANES: usize = 16;
 
+/// Calls the instance `$f::<ROWS, NRV>$call` of a tile function for `$args.mr` rows and one
+/// vector (`$args.nr <= 16`) or two; `$other` for a row count outside 1..=14.
+macro_rules! by_tile_size {
+    ($args:expr, $f:ident $call:tt, $other:expr) => {
+        by_tile_size!(@rows $args, $f $call, $other; 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+    };
+    (@rows $args:expr, $f:ident $call:tt, $other:expr; $($mr:literal)*) => {
+        if $args.nr > LANES {
+            match $args.mr {
+                $($mr => $f::<$mr, 2> $call,)*
+                _ => $other,
+            }
+        } else {
+            match $args.mr {
+                $($mr => $f::<$mr, 1> $call,)*
+                _ => $other,
+            }
+        }
+    };
+}
+
 /// 14 x 32 AVX-512F kernel, broadcasting one input value per FMA row.
 pub const CONV_14X32: KernelInfo = KernelInfo {
     name: "conv_14x32__avx512f_broadcast",
@@ -40,20 +61,8 @@ pub const CONV_14X32: KernelInfo = KernelInfo {
 /// # Safety
 /// The [`crate::TileKernel`] contract with `MR = 14`, `NR = 32`, on a CPU with AVX-512F.
 unsafe fn conv_14x32(args: &TileArgs) {
-    macro_rules! by_rows {
-        ($nrv:literal; $($mr:literal)*) => {
-            match args.mr {
-                // SAFETY: same contract, `mr` matches the instance.
-                $($mr => unsafe { tile::<$mr, $nrv>(args) },)*
-                _ => {}
-            }
-        };
-    }
-    if args.nr > LANES {
-        by_rows!(2; 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
-    } else {
-        by_rows!(1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
-    }
+    // SAFETY: same contract, and the instance matches `mr` and the vector count.
+    unsafe { by_tile_size!(args, tile(args), {}) }
 }
 
 /// One `ROWS x (NRV*16)` tile.

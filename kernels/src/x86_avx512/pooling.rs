@@ -30,21 +30,9 @@ pub const POOLING_14X32: PoolingKernelInfo = PoolingKernelInfo {
 /// # Safety
 /// The [`PoolingKernelInfo`] contract of `run`, on a CPU with AVX-512F.
 unsafe fn tile_pooling(args: &TileArgs, side: &PoolSideArgs) -> bool {
-    macro_rules! by_rows {
-        ($nrv:literal; $($mr:literal)*) => {
-            match args.mr {
-                // SAFETY: same contract, `mr` matches the instance.
-                $($mr => unsafe { tile::<$mr, $nrv>(args, side) },)*
-                // Not a tile size (the contract excludes it): nothing pooled, so not clean.
-                _ => false,
-            }
-        };
-    }
-    if args.nr > LANES {
-        by_rows!(2; 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
-    } else {
-        by_rows!(1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
-    }
+    // SAFETY: same contract, and the instance matches `mr` and the vector count. A row count
+    // the contract excludes pools nothing, so it is not clean.
+    unsafe { by_tile_size!(args, tile(args, side), false) }
 }
 
 /// One `ROWS x (NRV*16)` tile of a 1x1 (one tap at offset 0) with the side's pooling.
