@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{activations, bias, isas, weights, Mode};
+use common::{activations, bias, isas, thread_pool, weights, Mode};
 use incept::reference::{self, Clamp, Layout, Window};
 use incept::{
     Accuracy, Bottleneck, BottleneckDesc, BottleneckWeights, Epilogue, Nhwc, OpOptions, Padding,
@@ -113,15 +113,7 @@ fn check_with(case: &Case, mode: Mode, options: OpOptions) {
         conv: &w2,
         conv_bias: Some(&b2),
     };
-    let pools: Vec<rayon::ThreadPool> = [1, 2, 3]
-        .iter()
-        .map(|&t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap()
-        })
-        .collect();
+    let pools: Vec<rayon::ThreadPool> = [1, 2, 3].iter().map(|&t| thread_pool(t)).collect();
     for isa in isas() {
         let options = OpOptions {
             max_isa: Some(isa),

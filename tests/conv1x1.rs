@@ -6,25 +6,16 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{Mode, Spec, OUTPUT_SENTINEL};
+use common::{thread_pool, Mode, Spec, OUTPUT_SENTINEL};
 use incept::reference::Clamp;
 use incept::reference::Window;
 use incept::{to_ohwi, Conv1x1, Epilogue, Isa, OpOptions, Parallelism, WeightLayout, WeightShape};
 use proptest::prelude::*;
-use rayon::{ThreadPool, ThreadPoolBuilder};
+use rayon::ThreadPool;
 
 fn pool(threads: usize) -> &'static ThreadPool {
     static POOLS: OnceLock<Vec<ThreadPool>> = OnceLock::new();
-    let pools = POOLS.get_or_init(|| {
-        (1..=3)
-            .map(|t| {
-                ThreadPoolBuilder::new()
-                    .num_threads(t)
-                    .build()
-                    .expect("thread pool")
-            })
-            .collect()
-    });
+    let pools = POOLS.get_or_init(|| (1..=3).map(thread_pool).collect());
     &pools[threads - 1]
 }
 

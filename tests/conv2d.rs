@@ -8,14 +8,14 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{Mode, Spec, INPUT_PAD, OUTPUT_SENTINEL};
+use common::{thread_pool, Mode, Spec, INPUT_PAD, OUTPUT_SENTINEL};
 use incept::reference::Window;
 use incept::{
     Conv2d, Conv2dDesc, Epilogue, Error, ErrorKind, Isa, Nhwc, OpOptions, Padding, Parallelism,
     TensorView, TensorViewMut,
 };
 use proptest::prelude::*;
-use rayon::{ThreadPool, ThreadPoolBuilder};
+use rayon::ThreadPool;
 
 /// `incept::ops::conv2d::MAX_KERNEL` (not re-exported).
 const MAX_KERNEL: usize = 16;
@@ -30,16 +30,7 @@ const CASE_MAC_BUDGET: usize = 1_500_000;
 
 fn pool(threads: usize) -> &'static ThreadPool {
     static POOLS: OnceLock<Vec<ThreadPool>> = OnceLock::new();
-    let pools = POOLS.get_or_init(|| {
-        (1..=3)
-            .map(|t| {
-                ThreadPoolBuilder::new()
-                    .num_threads(t)
-                    .build()
-                    .expect("thread pool")
-            })
-            .collect()
-    });
+    let pools = POOLS.get_or_init(|| (1..=3).map(thread_pool).collect());
     &pools[threads - 1]
 }
 

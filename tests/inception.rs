@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{activations, bias, isas_for_full_size_tests, weights, Mode};
+use common::{activations, bias, isas_for_full_size_tests, thread_pool, weights, Mode};
 use incept::{
     inception_reference, Accuracy, ConvParams, Inception, InceptionConfig, InceptionWeights, Isa,
     Nhwc, OpOptions, Parallelism, PoolSchedule, TensorView, TensorViewMut,
@@ -57,7 +57,7 @@ fn borrow<'a>(cfg: &InceptionConfig, o: &'a Owned) -> InceptionWeights<'a> {
 /// Runs `cfg` on an `n x size x size` input on every ISA and several parallelisms, writing into
 /// channels `3..` of a wider output; checks against the reference.
 fn check(cfg: &InceptionConfig, n: usize, size: usize, mode: Mode, pars: &[Parallelism<'_>]) {
-    check_with(cfg, n, size, mode, pars, OpOptions::default(), &[]);
+    check_with(cfg, n, (size, size), mode, pars, OpOptions::default(), &[]);
 }
 
 /// The pool schedules to test on `isa`: both where interleaving exists (AVX-512), else the
@@ -76,15 +76,15 @@ fn schedules(isa: Isa) -> Vec<PoolSchedule> {
 fn check_with(
     cfg: &InceptionConfig,
     n: usize,
-    size: usize,
+    (h, w): (usize, usize),
     mode: Mode,
     pars: &[Parallelism<'_>],
     options: OpOptions,
     specials: &[(usize, f32)],
 ) {
     let relaxed = options.accuracy == Accuracy::Relaxed;
-    let shape = Nhwc::new(n, size, size, cfg.in_channels);
-    let mut x = activations(mode, shape.element_count().unwrap(), size as u64);
+    let shape = Nhwc::new(n, h, w, cfg.in_channels);
+    let mut x = activations(mode, shape.element_count().unwrap(), (h * w) as u64);
     for &(at, value) in specials {
         let len = x.len();
         x[at % len] = value;
@@ -129,7 +129,7 @@ fn check_with(
                         Mode::Exact => got.to_bits() == want.to_bits(),
                         Mode::Random => (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
                     };
-                    assert!(ok, "{isa} {pool_schedule:?} {par:?} {cfg:?} n{n} {size}x{size}: pixel {p} channel {}: got {got}, want {want}", ch - 3);
+                    assert!(ok, "{isa} {pool_schedule:?} {par:?} {cfg:?} n{n} {h}x{w}: pixel {p} channel {}: got {got}, want {want}", ch - 3);
                 }
             }
             match &first {
@@ -145,10 +145,7 @@ fn check_with(
 
 #[test]
 fn all_nine_googlenet_modules_are_exact() {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
-        .build()
-        .unwrap();
+    let pool = thread_pool(3);
     for (name, cfg, size) in InceptionConfig::GOOGLENET {
         let n = if name == "3a" { 2 } else { 1 };
         check(
@@ -176,10 +173,7 @@ fn variants_without_reductions_or_projection() {
         c5x5_reduce: Some(6),
         ..seed
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
+    let pool = thread_pool(2);
     for cfg in [seed, bottleneck_5x5_only] {
         for (n, size) in [(1, 28), (2, 7), (1, 3), (1, 1)] {
             check(
@@ -196,14 +190,7 @@ fn variants_without_reductions_or_projection() {
 #[test]
 fn random_floats_and_thread_counts() {
     let cfg = InceptionConfig::GOOGLENET[0].1;
-    let pools: Vec<rayon::ThreadPool> = (1..=3)
-        .map(|t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap()
-        })
-        .collect();
+    let pools: Vec<rayon::ThreadPool> = (1..=3).map(thread_pool).collect();
     let pars = [
         Parallelism::Sequential,
         Parallelism::Global,
@@ -219,10 +206,7 @@ fn nan_and_infinities_in_the_input() {
     // 3a on two small images: NaNs anywhere (a band's own rows, the rows around it, image
     // borders) send the interleaved pool branch back to the exact pool; infinities do not.
     let cfg = InceptionConfig::GOOGLENET[0].1;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
-        .build()
-        .unwrap();
+    let pool = thread_pool(3);
     let pars = [Parallelism::Sequential, Parallelism::Pool(&pool)];
     let c = cfg.in_channels;
     let at = |n: usize, y: usize, x: usize, ch: usize| ((n * 9 + y) * 9 + x) * c + ch;
@@ -239,7 +223,7 @@ fn nan_and_infinities_in_the_input() {
         ],
     ]) {
         let options = OpOptions::default();
-        check_with(&cfg, 2, 9, Mode::Exact, &pars, options, &specials);
+        check_with(&cfg, 2, (9, 9), Mode::Exact, &pars, options, &specials);
     }
 }
 
@@ -268,16 +252,73 @@ fn mismatched_weights_and_shapes_are_errors() {
     );
 }
 
+/// Images taller than a band: each task walks several bands, keeping the reduced rows it
+/// already has (the 3x3's reduction with a one-row halo, the 5x5's with two), and tasks of two
+/// or three threads start and end inside images and cross from one image into the next. With
+/// each reduction alone, both, and none; exact and Winograd.
+#[test]
+fn tall_images_walk_several_bands_per_task() {
+    let pools: Vec<rayon::ThreadPool> = [2, 3].iter().map(|&t| thread_pool(t)).collect();
+    let pars = [
+        Parallelism::Sequential,
+        Parallelism::Pool(&pools[0]),
+        Parallelism::Pool(&pools[1]),
+    ];
+    // 32 input channels: a multiple of 16, so the pool branch also runs interleaved.
+    let both = InceptionConfig {
+        in_channels: 32,
+        c1x1: 3,
+        c3x3_reduce: Some(5),
+        c3x3: 4,
+        c5x5_reduce: Some(2),
+        c5x5: 3,
+        pool_proj: Some(2),
+    };
+    let configs = [
+        both,
+        InceptionConfig {
+            c5x5_reduce: None,
+            ..both
+        },
+        InceptionConfig {
+            c3x3_reduce: None,
+            ..both
+        },
+        InceptionConfig {
+            c3x3_reduce: None,
+            c5x5_reduce: None,
+            ..both
+        },
+    ];
+    // Under qemu (CI's NEON run) fewer shapes: the reference layers are slow emulated.
+    let shapes: &[(usize, (usize, usize))] = if cfg!(target_arch = "aarch64") {
+        &[(2, (45, 3))]
+    } else {
+        &[(1, (75, 3)), (2, (45, 4)), (3, (37, 2))]
+    };
+    for cfg in &configs {
+        for &(n, hw) in shapes {
+            for (mode, accuracy) in [
+                (Mode::Exact, Accuracy::Exact),
+                (Mode::Random, Accuracy::Relaxed),
+            ] {
+                let options = OpOptions {
+                    accuracy,
+                    ..OpOptions::default()
+                };
+                check_with(cfg, n, hw, mode, &pars, options, &[]);
+            }
+        }
+    }
+}
+
 /// Under `Accuracy::Relaxed` the 3x3 branch runs with Winograd F(4x4, 3x3) and the 5x5 branch
 /// with F(2x2, 5x5), fused behind their reductions: within 1e-4 of the largest output against
 /// the exact reference layers, at the three GoogLeNet spatial sizes, batch 2 (bands and tasks
 /// crossing images), every ISA, and bit-identical for any thread count.
 #[test]
 fn winograd_modules_match_the_reference() {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
-        .build()
-        .unwrap();
+    let pool = thread_pool(3);
     let options = OpOptions {
         accuracy: Accuracy::Relaxed,
         ..OpOptions::default()
@@ -295,7 +336,7 @@ fn winograd_modules_match_the_reference() {
         check_with(
             &cfg,
             2,
-            size,
+            (size, size),
             Mode::Random,
             &[
                 Parallelism::Sequential,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{activations, bias, isas, weights, Mode, Rng, Spec, OUTPUT_SENTINEL};
+use common::{activations, bias, isas, thread_pool, weights, Mode, Rng, Spec, OUTPUT_SENTINEL};
 use incept::reference::{self, Clamp, Layout, Window};
 use incept::{
     ConvParams, Epilogue, Isa, MaxPool2d, MaxPool2dDesc, Nhwc, OpOptions, Padding, Parallelism,
@@ -79,7 +79,7 @@ proptest! {
         let (h, w) = (h.max(kh.saturating_sub(padding.top + padding.bottom)), w.max(kw.saturating_sub(padding.left + padding.right)));
         let desc = MaxPool2dDesc { kernel: [kh, kw], stride: [sh, sw], padding };
         let x = activations(Mode::Random, n * h * w * c, seed);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads + 1).build().unwrap();
+        let pool = thread_pool(threads + 1);
         let par = [Parallelism::Sequential, Parallelism::Global, Parallelism::Pool(&pool)][threads];
         check_pool(&desc, n, h, w, c, &x, par);
     }
@@ -213,10 +213,7 @@ fn pool_projection_matches_pool_then_conv() {
             &mut want,
             &Layout::dense(n, oh, ow, cout),
         );
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap();
+        let pool = thread_pool(3);
         for isa in isas() {
             let op = PoolProjection::with_options(
                 &desc,
@@ -298,7 +295,7 @@ proptest! {
         let ins = Spec::slice(n, h, w, cin, start, extra).with_margins(1, 2);
         let buf = ins.buffer_with(&x, f32::NAN);
         let outs = Spec::slice(n, h, w, cout, extra, start);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = thread_pool(threads);
         for isa in isas() {
             for schedule in [PoolSchedule::Separate, PoolSchedule::Interleaved] {
                 let options = OpOptions { pool_schedule: schedule, ..OpOptions::with_max_isa(Some(isa)) };

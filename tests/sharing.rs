@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{activations, bias, weights, Mode};
+use common::{activations, bias, thread_pool, weights, Mode};
 use incept::{
     Bottleneck, BottleneckDesc, BottleneckWeights, Conv1x1, Conv2d, Conv2dDesc, ConvParams,
     Epilogue, Inception, InceptionConfig, InceptionWeights, MaxPool2d, MaxPool2dDesc, Nhwc,
@@ -71,12 +71,7 @@ where
         42,
     ));
     let want = compute(&op, run, &x, shapes, Parallelism::Sequential);
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap(),
-    );
+    let pool = Arc::new(thread_pool(3));
     let shared = Arc::new(op.clone());
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {

@@ -807,7 +807,7 @@ impl Inception {
         let any_winograd = self.conv3.is_winograd() || self.conv5.is_winograd();
         let granule = if any_winograd { 4 } else { 1 };
         let chunk_rows = chunk_rows(par, ishape.n, rows_total, granule, macs);
-        let (band, halo) = self.band(w);
+        let (band, _) = self.band(w);
         let (len3, len5, lenp) = self.scratch_len(w);
         let (r3, r5) = (cfg.c3x3_reduce.unwrap_or(0), cfg.c5x5_reduce.unwrap_or(0));
         let out_ps = output.pixel_stride();
@@ -835,60 +835,85 @@ impl Inception {
                 with_scratch(len3 + len5 + lenp, |scratch| {
                     let (s3, rest) = scratch.split_at_mut(len3);
                     let (s5, sp) = rest.split_at_mut(len5);
-                    // Reduced rows held in s3/s5: image `held.0`, rows `held.1..held.2`.
-                    let mut held: Option<(usize, usize, usize)> = None;
+                    // Reduced rows held in s3/s5 from the previous band (`None` before the
+                    // first band of the task).
+                    let mut held: Option<Held> = None;
+                    // The first row (counted over the batch) whose 1x1 branch is not done yet.
+                    let mut branch_next = g0;
                     let mut g = g0;
                     while g < g1 {
                         let n = g / h;
                         let y0 = g - n * h;
-                        let (mut lo, mut hi);
                         let y1 = if any_winograd {
                             // Bands end on 4-row boundaries; every tile's 6 input rows are
                             // present.
-                            let y1 = (y0 - y0 % 4 + band).min(h).min(g1 - n * h);
-                            (lo, hi) = (y0.saturating_sub(halo), (y1 + halo).min(h));
-                            for wino in [&self.conv3, &self.conv5]
-                                .map(Engine::winograd)
-                                .iter()
-                                .flatten()
-                            {
-                                let (tile_lo, tile_hi) = wino.input_rows((y0, y1), h);
-                                (lo, hi) = (lo.min(tile_lo), hi.max(tile_hi));
-                            }
-                            y1
+                            (y0 - y0 % 4 + band).min(h).min(g1 - n * h)
                         } else {
                             // Equal bands (14 + 14 rows, not 26 + 2): measured 0.98x the time
                             // when borders ran as column lines, whose length is the band's.
                             let end = h.min(g1 - n * h);
                             let bands = (end - y0).div_ceil(band);
-                            let y1 = (y0 + (end - y0).div_ceil(bands)).min(end);
-                            lo = y0.saturating_sub(halo);
-                            hi = (y1 + halo).min(h);
-                            y1
+                            (y0 + (end - y0).div_ceil(bands)).min(end)
                         };
-                        if hi < lo {
-                            (lo, hi) = (hi, hi);
-                        }
-                        let mut ready = lo;
-                        if let Some((hn, hlo, hhi)) = held {
-                            if hn == n && hlo <= lo && lo < hhi {
-                                s3.copy_within((lo - hlo) * w * r3..(hhi - hlo) * w * r3, 0);
-                                s5.copy_within((lo - hlo) * w * r5..(hhi - hlo) * w * r5, 0);
-                                ready = hhi;
+                        // Each reduction computes only the rows its own KxK reads: the 3x3's
+                        // one-row halo, not the 5x5's two (at two threads on one 28x28 image,
+                        // a 96-channel row less per task).
+                        let need3 = (r3 > 0).then(|| rows_read(&self.conv3, 1, (y0, y1), h));
+                        let need5 = (r5 > 0).then(|| rows_read(&self.conv5, 2, (y0, y1), h));
+                        // Scratch row 0 is image row `lo`.
+                        let lo = [need3, need5]
+                            .iter()
+                            .flatten()
+                            .map(|r| r.0)
+                            .min()
+                            .unwrap_or(y0);
+                        let (mut valid3, mut valid5) = ((lo, lo), (lo, lo));
+                        if let Some(prev) = held.filter(|prev| prev.n == n && prev.base <= lo) {
+                            // Move the rows still needed to the front of the scratch.
+                            let shift = lo - prev.base;
+                            for (s, r, prev_valid, valid) in [
+                                (&mut *s3, r3, prev.valid3, &mut valid3),
+                                (&mut *s5, r5, prev.valid5, &mut valid5),
+                            ] {
+                                if prev_valid.1 > lo {
+                                    let end = prev_valid.1 - prev.base;
+                                    s.copy_within(shift * w * r..end * w * r, 0);
+                                    *valid = (prev_valid.0.max(lo), prev_valid.1);
+                                }
                             }
                         }
-                        // 1. One pass of the input-side 1x1s over the new rows. Rows of this task
-                        //    also feed the 1x1 branch; halo rows only the reductions.
+                        let (todo3, after3) =
+                            need3.map_or(((lo, lo), valid3), |need| plan_rows(need, valid3));
+                        let (todo5, after5) =
+                            need5.map_or(((lo, lo), valid5), |need| plan_rows(need, valid5));
+                        // The 1x1 branch rides along with the reductions' rows that are the
+                        // task's own, so each input tile is loaded once for all three.
                         let own = (g0.max(n * h) - n * h, g1.min((n + 1) * h) - n * h);
-                        for (ra, rb) in [
-                            (ready, own.0.max(ready)),
-                            (own.0.max(ready), own.1.min(hi)),
-                            (own.1.max(ready), hi),
-                        ] {
-                            if ra >= rb {
+                        let branch_from = branch_next.saturating_sub(n * h).max(own.0);
+                        let todo_branch = (
+                            branch_from,
+                            own.1.min(y1.max(todo3.1).max(todo5.1)).max(branch_from),
+                        );
+                        branch_next = n * h + todo_branch.1;
+                        // 1. One pass of the input-side 1x1s over the new rows, cut where the
+                        //    set of convolutions that want a row changes.
+                        let mut cuts = [
+                            todo3.0,
+                            todo3.1,
+                            todo5.0,
+                            todo5.1,
+                            todo_branch.0,
+                            todo_branch.1,
+                        ];
+                        cuts.sort_unstable();
+                        for pair in cuts.windows(2) {
+                            let (ra, rb) = (pair[0], pair[1]);
+                            let wants = |todo: (usize, usize)| todo.0 <= ra && rb <= todo.1;
+                            let (with_branch, with3, with5) =
+                                (wants(todo_branch), wants(todo3), wants(todo5));
+                            if ra >= rb || !(with_branch || with3 || with5) {
                                 continue;
                             }
-                            let with_branch = ra >= own.0 && rb <= own.1;
                             let pixels = (rb - ra) * w;
                             let a0 = input.index(n, ra, 0, 0);
                             for start in (0..pixels).step_by(self.conv1.kernel.mr) {
@@ -910,37 +935,33 @@ impl Inception {
                                         self.conv1.all_blocks(),
                                     )?;
                                 }
-                                if let Some(core) = &self.reduce3 {
-                                    core.run_tile(
-                                        "inception",
-                                        &one_tap,
-                                        a,
-                                        at,
-                                        a_ps,
-                                        mr,
-                                        s3,
-                                        scratch_px * r3,
-                                        r3,
-                                        core.all_blocks(),
-                                    )?;
-                                }
-                                if let Some(core) = &self.reduce5 {
-                                    core.run_tile(
-                                        "inception",
-                                        &one_tap,
-                                        a,
-                                        at,
-                                        a_ps,
-                                        mr,
-                                        s5,
-                                        scratch_px * r5,
-                                        r5,
-                                        core.all_blocks(),
-                                    )?;
+                                for (core, with, s, r) in [
+                                    (&self.reduce3, with3, &mut *s3, r3),
+                                    (&self.reduce5, with5, &mut *s5, r5),
+                                ] {
+                                    if let (Some(core), true) = (core, with) {
+                                        core.run_tile(
+                                            "inception",
+                                            &one_tap,
+                                            a,
+                                            at,
+                                            a_ps,
+                                            mr,
+                                            s,
+                                            scratch_px * r,
+                                            r,
+                                            core.all_blocks(),
+                                        )?;
+                                    }
                                 }
                             }
                         }
-                        held = Some((n, lo, hi));
+                        held = Some(Held {
+                            n,
+                            base: lo,
+                            valid3: after3,
+                            valid5: after5,
+                        });
                         let rows = g..n * h + y1;
                         let dest = |channel_offset| Dest {
                             first_pixel: first,
@@ -1043,6 +1064,38 @@ impl Inception {
                 })
             },
         )
+    }
+}
+
+/// Reduced rows a task keeps in its scratch from one band to the next.
+#[derive(Clone, Copy)]
+struct Held {
+    /// The image.
+    n: usize,
+    /// The image row in scratch row 0.
+    base: usize,
+    /// Image rows `.0...1` of the 3x3's and the 5x5's reduction that are computed.
+    valid3: (usize, usize),
+    valid5: (usize, usize),
+}
+
+/// Input rows `lo..hi` of an image `h` high that `engine` (a KxK with `halo = K / 2` when
+/// direct) reads for output rows `y0..y1`.
+fn rows_read(engine: &Engine, halo: usize, (y0, y1): (usize, usize), h: usize) -> (usize, usize) {
+    match engine.winograd() {
+        Some(wino) => wino.input_rows((y0, y1), h),
+        None => (y0.saturating_sub(halo), (y1 + halo).min(h)),
+    }
+}
+
+/// For a reduction whose KxK needs rows `need` while rows `valid` are in scratch: the rows to
+/// compute, and the rows valid afterwards. Rows are reused when `valid` runs into `need`.
+fn plan_rows(need: (usize, usize), valid: (usize, usize)) -> ((usize, usize), (usize, usize)) {
+    if valid.0 <= need.0 && need.0 <= valid.1 {
+        let end = need.1.max(valid.1);
+        ((valid.1, end), (valid.0, end))
+    } else {
+        (need, need)
     }
 }
 

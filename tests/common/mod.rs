@@ -404,3 +404,11 @@ pub fn clamp_of(epilogue: Epilogue) -> Clamp {
         Epilogue::Clamp { min, max } => Clamp { min, max },
     }
 }
+
+/// A rayon pool of `threads` threads, for running an operator under `Parallelism::Pool`.
+pub fn thread_pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
+}
