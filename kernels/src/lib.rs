@@ -618,6 +618,144 @@ pub fn run_tile(
     c: &mut [f32],
     isa: IsaToken,
 ) -> Result<(), TileError> {
+    run_tiles(kernel, tile, TileRepeat::ONCE, taps, a, w, c, isa)
+}
+
+/// How [`run_tiles`] repeats a tile: `count` tiles, each `a_step`, `w_step` and `c_step`
+/// elements further into `a`, `w` and `c` than the one before. The same pixels over
+/// consecutive output-channel blocks (`w_step` a packed block, `c_step` NR), or the same
+/// columns on consecutive output rows (`a_step` and `c_step` a row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileRepeat {
+    /// Number of tiles (0 runs nothing).
+    pub count: usize,
+    /// Input elements from one tile to the next.
+    pub a_step: usize,
+    /// Weight elements from one tile to the next.
+    pub w_step: usize,
+    /// Output elements from one tile to the next.
+    pub c_step: usize,
+}
+
+impl TileRepeat {
+    /// One tile.
+    pub const ONCE: TileRepeat = TileRepeat {
+        count: 1,
+        a_step: 0,
+        w_step: 0,
+        c_step: 0,
+    };
+}
+
+/// Runs `repeat.count` tiles, the first `tile`, after checking every address they touch
+/// against `a`, `w` and `c`: [`run_tile`] for a row of tiles, with the checks and the call
+/// overhead paid once. Each tile computes exactly what [`run_tile`] computes for it.
+///
+/// # Errors
+///
+/// As [`run_tile`] (also when an offset of the last tile overflows); nothing is written then.
+///
+/// # Examples
+///
+/// Three output rows of two pixels, one channel (the weight 2), on the portable kernel:
+///
+/// ```
+/// use incept_kernels::{
+///     conv_kernel, run_tiles, Clamp, IsaToken, KernelIsa, Tap, TapSet, Tile, TileRepeat,
+/// };
+///
+/// let kernel = conv_kernel(KernelIsa::Scalar).unwrap();
+/// let token = IsaToken::new(KernelIsa::Scalar).unwrap();
+/// let mut w = [0.0f32; 8 * 2];
+/// w[8] = 2.0;
+/// let tile = Tile {
+///     mr: 2,
+///     nr: 1,
+///     k: 1,
+///     a_offset: 0,
+///     a_pixel_stride: 1,
+///     w_offset: 0,
+///     c_offset: 0,
+///     c_pixel_stride: 1,
+///     clamp: Clamp::NONE,
+/// };
+/// let rows = TileRepeat { count: 3, a_step: 2, w_step: 0, c_step: 2 };
+/// let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let mut c = [0.0; 6];
+/// run_tiles(kernel, &tile, rows, &TapSet::new(&[Tap::new(0, 0)]), &a, &w, &mut c, token)?;
+/// assert_eq!(c, [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]);
+/// # Ok::<(), incept_kernels::TileError>(())
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn run_tiles(
+    kernel: &KernelInfo,
+    tile: &Tile,
+    repeat: TileRepeat,
+    taps: &TapSet<'_>,
+    a: &[f32],
+    w: &[f32],
+    c: &mut [f32],
+    isa: IsaToken,
+) -> Result<(), TileError> {
+    if repeat.count == 0 {
+        return Ok(());
+    }
+    check_tile(kernel, tile, taps, a, w, c, isa)?;
+    // Every tile touches the same pattern of elements, shifted by a multiple of the steps: the
+    // lowest addresses are the first tile's, the highest the last's. Checking both covers all.
+    let n = repeat.count - 1;
+    let shifted = |offset: usize, step: usize, error| {
+        step.checked_mul(n)
+            .and_then(|x| x.checked_add(offset))
+            .ok_or(error)
+    };
+    let last = Tile {
+        a_offset: shifted(tile.a_offset, repeat.a_step, TileError::Input)?,
+        w_offset: shifted(tile.w_offset, repeat.w_step, TileError::Weights)?,
+        c_offset: shifted(tile.c_offset, repeat.c_step, TileError::Output)?,
+        ..*tile
+    };
+    if n > 0 {
+        check_tile(kernel, &last, taps, a, w, c, isa)?;
+    }
+    let mut args = TileArgs {
+        mr: tile.mr,
+        nr: tile.nr,
+        k: tile.k,
+        // `wrapping_add` because with k == 0 the offset may point anywhere; it is never read then.
+        a: a.as_ptr().wrapping_add(tile.a_offset),
+        a_pixel_stride: tile.a_pixel_stride,
+        taps: taps.taps.as_ptr(),
+        tap_count: if tile.k == 0 { 0 } else { taps.taps.len() },
+        w: w.as_ptr().wrapping_add(tile.w_offset),
+        c: c.as_mut_ptr().wrapping_add(tile.c_offset),
+        c_pixel_stride: tile.c_pixel_stride,
+        clamp: tile.clamp,
+    };
+    for _ in 0..repeat.count {
+        // SAFETY: the checks prove every read of `a` and `w` and every write of `c` that the
+        // kernel contract allows for the first and the last tile lies inside the borrowed slices;
+        // the tiles between touch the same elements shifted by less than the last, so they do too
+        // (`c` is borrowed mutably, so it is not aliased). The tile size is within the kernel's;
+        // `IsaToken` can only be made by `IsaToken::new`, which verifies the CPU supports the ISA.
+        unsafe { (kernel.run)(&args) };
+        args.a = args.a.wrapping_add(repeat.a_step);
+        args.w = args.w.wrapping_add(repeat.w_step);
+        args.c = args.c.wrapping_add(repeat.c_step);
+    }
+    Ok(())
+}
+
+/// The checks of [`run_tile`] for one tile.
+fn check_tile(
+    kernel: &KernelInfo,
+    tile: &Tile,
+    taps: &TapSet<'_>,
+    a: &[f32],
+    w: &[f32],
+    c: &[f32],
+    isa: IsaToken,
+) -> Result<(), TileError> {
     if isa.0 != kernel.isa {
         return Err(TileError::Isa);
     }
@@ -676,25 +814,6 @@ pub fn run_tile(
     if !matches!(c_end, Some(end) if end <= c.len()) {
         return Err(TileError::Output);
     }
-    let args = TileArgs {
-        mr: tile.mr,
-        nr: tile.nr,
-        k: tile.k,
-        // `wrapping_add` because with k == 0 the offset may point anywhere; it is never read then.
-        a: a.as_ptr().wrapping_add(tile.a_offset),
-        a_pixel_stride: tile.a_pixel_stride,
-        taps: taps.taps.as_ptr(),
-        tap_count: if tile.k == 0 { 0 } else { taps.taps.len() },
-        w: w.as_ptr().wrapping_add(tile.w_offset),
-        c: c.as_mut_ptr().wrapping_add(tile.c_offset),
-        c_pixel_stride: tile.c_pixel_stride,
-        clamp: tile.clamp,
-    };
-    // SAFETY: the checks above prove every read of `a` and `w` and every write of `c` that the
-    // kernel contract allows lies inside the borrowed slices (`c` is borrowed mutably, so it is
-    // not aliased); the tile size is within the kernel's; `IsaToken` can only be made by
-    // `IsaToken::new`, which verifies the CPU supports the ISA.
-    unsafe { (kernel.run)(&args) };
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 //! Inputs are small integers so every sum is exact: each kernel must match bit for bit.
 
 use incept_kernels::{
-    conv_kernel, run_tile, Clamp, IsaToken, KernelInfo, KernelIsa, Tap, TapSet, Tile, TileError,
+    conv_kernel, run_tile, run_tiles, Clamp, IsaToken, KernelInfo, KernelIsa, Tap, TapSet, Tile,
+    TileError, TileRepeat,
 };
 
 const ALL_ISAS: [KernelIsa; 4] = [
@@ -401,5 +402,126 @@ fn run_tile_refuses_out_of_bounds_tiles() {
                 Err(TileError::Isa)
             );
         }
+    }
+}
+
+/// `run_tiles` is `run_tile` repeated: rows of tiles and runs of output-channel blocks give
+/// the same bits as one call per tile, and a repetition whose last tile would leave a slice is
+/// refused before anything is written.
+#[test]
+fn run_tiles_matches_one_call_per_tile_and_checks_the_last() {
+    for (kernel, token) in supported_kernels() {
+        let (k, blocks, rows) = (5, 3, 4);
+        let mr = kernel.mr.min(3);
+        let taps = [Tap::new(0, 0), Tap::new(k as isize, k * kernel.nr)];
+        let set = TapSet::new(&taps);
+        let block_len = kernel.nr + 2 * k * kernel.nr;
+        let w = ints(blocks * block_len, 7);
+        let row_in = (mr + 1) * k;
+        let a = ints(rows * row_in + k, 8);
+        let row_out = blocks * kernel.nr * mr + 1;
+        let tile = Tile {
+            mr,
+            nr: kernel.nr,
+            k,
+            a_offset: 0,
+            a_pixel_stride: k,
+            w_offset: 0,
+            c_offset: 1,
+            c_pixel_stride: blocks * kernel.nr,
+            clamp: Clamp {
+                min: 0.0,
+                max: f32::INFINITY,
+            },
+        };
+        let mut want = vec![0.5; rows * row_out];
+        for r in 0..rows {
+            for b in 0..blocks {
+                let t = Tile {
+                    a_offset: r * row_in,
+                    w_offset: b * block_len,
+                    c_offset: 1 + r * row_out + b * kernel.nr,
+                    ..tile
+                };
+                run_tile(kernel, &t, &set, &a, &w, &mut want, token).unwrap();
+            }
+        }
+        let mut got = vec![0.5; rows * row_out];
+        for r in 0..rows {
+            let t = Tile {
+                a_offset: r * row_in,
+                c_offset: 1 + r * row_out,
+                ..tile
+            };
+            let run_of_blocks = TileRepeat {
+                count: blocks,
+                a_step: 0,
+                w_step: block_len,
+                c_step: kernel.nr,
+            };
+            run_tiles(kernel, &t, run_of_blocks, &set, &a, &w, &mut got, token).unwrap();
+        }
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{}: blocks",
+            kernel.name
+        );
+        let mut got = vec![0.5; rows * row_out];
+        for b in 0..blocks {
+            let t = Tile {
+                w_offset: b * block_len,
+                c_offset: 1 + b * kernel.nr,
+                ..tile
+            };
+            let column = TileRepeat {
+                count: rows,
+                a_step: row_in,
+                w_step: 0,
+                c_step: row_out,
+            };
+            run_tiles(kernel, &t, column, &set, &a, &w, &mut got, token).unwrap();
+        }
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{}: rows",
+            kernel.name
+        );
+        // One tile too many along each buffer: refused, nothing written.
+        let too_many = |repeat: TileRepeat| {
+            let mut c = vec![0.5; rows * row_out];
+            let result = run_tiles(kernel, &tile, repeat, &set, &a, &w, &mut c, token);
+            assert!(c.iter().all(|&x| x == 0.5), "{}: wrote", kernel.name);
+            result
+        };
+        let steps = |count, a_step, w_step, c_step| TileRepeat {
+            count,
+            a_step,
+            w_step,
+            c_step,
+        };
+        assert_eq!(
+            too_many(steps(rows + 2, row_in, 0, 0)),
+            Err(TileError::Input)
+        );
+        assert_eq!(
+            too_many(steps(blocks + 1, 0, block_len, 0)),
+            Err(TileError::Weights)
+        );
+        assert_eq!(
+            too_many(steps(rows + 1, 0, 0, row_out)),
+            Err(TileError::Output)
+        );
+        assert_eq!(
+            too_many(steps(2, 0, usize::MAX, 0)),
+            Err(TileError::Weights)
+        );
+        assert_eq!(
+            too_many(steps(0, usize::MAX, usize::MAX, usize::MAX)),
+            Ok(())
+        );
     }
 }

@@ -18,7 +18,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use incept_kernels::{Tap, TapSet};
+use incept_kernels::{Tap, TapSet, TileRepeat};
 
 use super::window::{Axis, Padding, Window};
 use super::winograd::Winograd;
@@ -781,24 +781,22 @@ fn conv_row_lines(
                     }
                 }
                 let taps = TapSet::new(&tap_buf[..count]);
-                for y in y0..y1 {
-                    let iy = y + ky0 - pad.top;
+                if y0 < y1 {
+                    // The tile's column on every row of the run: one call, rows apart.
+                    let iy = y0 + ky0 - pad.top;
                     let a0 =
                         src.offset + ((n * src.shape.h + iy - first_row) * in_w + base_x) * in_ps;
-                    let c0 = ((n * oh + y) * ow + x0 - dest.first_pixel) * dest.pixel_stride
+                    let c0 = ((n * oh + y0) * ow + x0 - dest.first_pixel) * dest.pixel_stride
                         + dest.channel_offset;
-                    core.run_tile(
-                        "conv2d",
-                        &taps,
-                        src.data,
-                        a0,
-                        in_ps,
-                        tile_mr,
-                        c,
-                        c0,
-                        dest.pixel_stride,
-                        block..block + 1,
-                    )?;
+                    let tile =
+                        core.block_tile(block, tile_mr, (a0, in_ps), (c0, dest.pixel_stride));
+                    let rows = TileRepeat {
+                        count: y1 - y0,
+                        a_step: in_row,
+                        w_step: 0,
+                        c_step: ow * dest.pixel_stride,
+                    };
+                    core.run_tiles("conv2d", &tile, rows, &taps, src.data, c)?;
                 }
                 x0 += tile_mr;
             }

@@ -30,7 +30,9 @@ use incept_kernels::pooling_tile::{
     pool_project, PoolInput, PoolingKernelInfo, Projection, ProjectionOutput,
 };
 use incept_kernels::winograd::Variant;
-use incept_kernels::{run_tile, Clamp, IsaToken, KernelInfo, Tap, TapSet, Tile, TileError};
+use incept_kernels::{
+    run_tiles, Clamp, IsaToken, KernelInfo, Tap, TapSet, Tile, TileError, TileRepeat,
+};
 
 use crate::error::{checked_product, invalid, mismatch, Error, ErrorKind, Result};
 use crate::isa::{self, Isa};
@@ -506,24 +508,63 @@ impl ConvCore {
         c_pixel_stride: usize,
         blocks: Range<usize>,
     ) -> Result<()> {
-        let kernel = self.kernel;
-        let weights = self.packed.as_slice();
-        for block in blocks {
-            let tile = Tile {
+        let nr = self.kernel.nr;
+        // Full blocks in one call, a last partial block (fewer than NR channels) apart.
+        let full = blocks.start..blocks.end.min(self.out_channels / nr).max(blocks.start);
+        for blocks in [full.clone(), full.end..blocks.end] {
+            let tile = self.block_tile(
+                blocks.start,
                 mr,
-                nr: kernel.nr.min(self.out_channels - block * kernel.nr),
-                k: self.in_channels,
-                a_offset,
-                a_pixel_stride,
-                w_offset: block * self.packed.block_len(),
-                c_offset: c_offset + block * kernel.nr,
-                c_pixel_stride,
-                clamp: self.clamp,
+                (a_offset, a_pixel_stride),
+                (c_offset, c_pixel_stride),
+            );
+            let repeat = TileRepeat {
+                count: blocks.len(),
+                a_step: 0,
+                w_step: self.packed.block_len(),
+                c_step: nr,
             };
-            run_tile(kernel, &tile, taps, a, weights, c, self.token)
-                .map_err(|e| tile_error(op, e))?;
+            self.run_tiles(op, &tile, repeat, taps, a, c)?;
         }
         Ok(())
+    }
+
+    /// The tile of `mr` pixels on output-channel block `block`, its input and output at the
+    /// given (offset, pixel stride).
+    pub(crate) fn block_tile(
+        &self,
+        block: usize,
+        mr: usize,
+        (a_offset, a_pixel_stride): (usize, usize),
+        (c_offset, c_pixel_stride): (usize, usize),
+    ) -> Tile {
+        let nr = self.kernel.nr;
+        Tile {
+            mr,
+            nr: nr.min(self.out_channels.saturating_sub(block * nr)),
+            k: self.in_channels,
+            a_offset,
+            a_pixel_stride,
+            w_offset: block * self.packed.block_len(),
+            c_offset: c_offset + block * nr,
+            c_pixel_stride,
+            clamp: self.clamp,
+        }
+    }
+
+    /// [`incept_kernels::run_tiles`] on this operator's packed weights.
+    pub(crate) fn run_tiles(
+        &self,
+        op: &str,
+        tile: &Tile,
+        repeat: TileRepeat,
+        taps: &TapSet<'_>,
+        a: &[f32],
+        c: &mut [f32],
+    ) -> Result<()> {
+        let weights = self.packed.as_slice();
+        run_tiles(self.kernel, tile, repeat, taps, a, weights, c, self.token)
+            .map_err(|e| tile_error(op, e))
     }
 }
 
