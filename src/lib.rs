@@ -213,7 +213,9 @@
 //! Each fused operator reports how much a thread needs: [`Bottleneck::scratch_bytes_per_thread`],
 //! [`PoolProjection::scratch_bytes_per_thread`], [`Inception::scratch_bytes_per_thread`]. The
 //! band does not depend on the image height, and the total is at most that figure times the
-//! threads that take part in a run.
+//! threads that take part in a run. (When threads split images small enough, [`Inception`]
+//! puts the reduced rows of the whole batch in one such buffer on the calling thread instead of
+//! a band per thread, no larger than the bands it replaces.)
 //!
 //! ## Errors
 //!

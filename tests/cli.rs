@@ -271,6 +271,13 @@ fn argument_errors_exit_2_with_a_message() {
         &["bench", "--workload", "conv7x7"],
         &["unknown workload 'conv7x7'", "conv1x1"],
     );
+    fails(
+        &["bench", "--workload", "inception-6a"],
+        &[
+            "unknown workload 'inception-6a'",
+            "inception-3a ... inception-5b",
+        ],
+    );
     fails(&["bench", "--workload"], &["--workload needs a value"]);
     fails(
         &["bench", "--batch", "0"],
@@ -1223,6 +1230,22 @@ fn bench_json_lines_have_every_key() {
             "0.02",
             "--json",
         ];
+        let (got, _) = check_bench_line(ok(&args).trim());
+        assert_eq!(got, name);
+    }
+
+    // Each GoogLeNet module by name, at its own size (the 7x7 5b is the quickest); pool
+    // schedules apply to it.
+    for (args, name) in [
+        (&["--workload", "inception-5b"][..], "inception-5b"),
+        (
+            &["--workload", "inception-5b", "--pool-schedule", "separate"],
+            "inception-5b+separate",
+        ),
+    ] {
+        let mut args = args.to_vec();
+        args.extend(["--seconds", "0.02", "--json"]);
+        args.insert(0, "bench");
         let (got, _) = check_bench_line(ok(&args).trim());
         assert_eq!(got, name);
     }

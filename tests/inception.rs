@@ -254,8 +254,9 @@ fn mismatched_weights_and_shapes_are_errors() {
 
 /// Images taller than a band: each task walks several bands, keeping the reduced rows it
 /// already has (the 3x3's reduction with a one-row halo, the 5x5's with two), and tasks of two
-/// or three threads start and end inside images and cross from one image into the next. With
-/// each reduction alone, both, and none; exact and Winograd.
+/// or three threads start and end inside images and cross from one image into the next; with
+/// three threads the tasks also share one buffer of the whole batch's reductions (small enough
+/// then). With each reduction alone, both, and none; exact and Winograd.
 #[test]
 fn tall_images_walk_several_bands_per_task() {
     let pools: Vec<rayon::ThreadPool> = [2, 3].iter().map(|&t| thread_pool(t)).collect();
@@ -264,15 +265,16 @@ fn tall_images_walk_several_bands_per_task() {
         Parallelism::Pool(&pools[0]),
         Parallelism::Pool(&pools[1]),
     ];
-    // 32 input channels: a multiple of 16, so the pool branch also runs interleaved.
+    // 64 input channels: a multiple of 16, so the pool branch also runs interleaved; enough
+    // work that the runs are split among threads.
     let both = InceptionConfig {
-        in_channels: 32,
-        c1x1: 3,
-        c3x3_reduce: Some(5),
-        c3x3: 4,
-        c5x5_reduce: Some(2),
-        c5x5: 3,
-        pool_proj: Some(2),
+        in_channels: 64,
+        c1x1: 8,
+        c3x3_reduce: Some(12),
+        c3x3: 8,
+        c5x5_reduce: Some(4),
+        c5x5: 6,
+        pool_proj: Some(4),
     };
     let configs = [
         both,
@@ -292,9 +294,9 @@ fn tall_images_walk_several_bands_per_task() {
     ];
     // Under qemu (CI's NEON run) fewer shapes: the reference layers are slow emulated.
     let shapes: &[(usize, (usize, usize))] = if cfg!(target_arch = "aarch64") {
-        &[(2, (45, 3))]
+        &[(3, (37, 5))]
     } else {
-        &[(1, (75, 3)), (2, (45, 4)), (3, (37, 2))]
+        &[(1, (75, 6)), (2, (45, 8)), (3, (37, 5))]
     };
     for cfg in &configs {
         for &(n, hw) in shapes {

@@ -32,7 +32,8 @@ commands:
                     [--h --w --c --c1x1 --c3x3-reduce --c3x3 --c5x5-reduce --c5x5 --pool-proj] (default: 3a)
   bench           time a workload:
                     --workload NAME        conv1x1 | conv3x3 | conv5x5 | bottleneck | maxpool | pool-proj |
-                                           inception (GoogLeNet 3a on 28x28x192), *-unfused variants, all
+                                           inception (GoogLeNet 3a on 28x28x192), *-unfused variants, all;
+                                           inception-3a ... inception-5b (each GoogLeNet module at its size)
                     --conv H,W,CIN,COUT,K[,STRIDE[,PAD]]   any convolution (bias + ReLU)
                     --batch N              (default 1)
                     --threads T            (default: all cores)

@@ -23,6 +23,29 @@ pub const NAMES: [&str; 10] = [
     "inception-unfused",
 ];
 
+/// The nine GoogLeNet modules as workloads (not in `all`), each on its own input size
+/// ([`InceptionConfig::GOOGLENET`]); `inception` is `inception-3a`.
+pub const MODULES: [&str; 9] = [
+    "inception-3a",
+    "inception-3b",
+    "inception-4a",
+    "inception-4b",
+    "inception-4c",
+    "inception-4d",
+    "inception-4e",
+    "inception-5a",
+    "inception-5b",
+];
+
+/// The GoogLeNet module named by a [`MODULES`] entry, and its input side.
+fn googlenet_module(workload: &str) -> Option<(InceptionConfig, usize)> {
+    let id = workload.strip_prefix("inception-")?;
+    InceptionConfig::GOOGLENET
+        .iter()
+        .find(|(name, ..)| *name == id)
+        .map(|&(_, cfg, side)| (cfg, side))
+}
+
 /// A convolution `h x w x cin -> cout`, `k x k`, stride, symmetric padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvShape {
@@ -85,11 +108,12 @@ impl Spec {
     pub fn parse_name(name: &str) -> Result<Spec, String> {
         NAMES
             .iter()
+            .chain(&MODULES)
             .find(|&&n| n == name)
             .map(|&n| Spec::Named(n))
             .ok_or_else(|| {
                 format!(
-                    "unknown workload '{name}' (available: {}, all)",
+                    "unknown workload '{name}' (available: {}, all, inception-3a ... inception-5b)",
                     NAMES.join(", ")
                 )
             })
@@ -110,7 +134,7 @@ impl Spec {
     /// Whether `--pool-schedule` can change what this workload runs: it has a fused
     /// pool -> projection (the pool + projection and the fused module).
     pub fn has_fused_pool(&self) -> bool {
-        matches!(self, Spec::Named("pool-proj" | "inception"))
+        matches!(self, Spec::Named(n) if *n == "pool-proj" || *n == "inception" || MODULES.contains(n))
     }
 
     pub fn label(&self) -> String {
@@ -285,9 +309,14 @@ impl ModuleWeights {
 /// GoogLeNet inception 3a.
 pub const MODULE_3A: InceptionConfig = InceptionConfig::googlenet(192, 64, 96, 128, 16, 32, 32);
 
-/// The whole module, fused.
-pub fn inception(cfg: &InceptionConfig, batch: usize, options: OpOptions) -> R<Prepared> {
-    let in_shape = Nhwc::new(batch, 28, 28, cfg.in_channels);
+/// The whole module, fused, on `side x side` inputs.
+pub fn inception(
+    cfg: &InceptionConfig,
+    side: usize,
+    batch: usize,
+    options: OpOptions,
+) -> R<Prepared> {
+    let in_shape = Nhwc::new(batch, side, side, cfg.in_channels);
     let input = uniform_activations(in_shape.element_count().map_err(err)?, 1);
     let weights = ModuleWeights::new(cfg);
     let op = Inception::with_options(cfg, &weights.borrow(cfg), options).map_err(err)?;
@@ -541,9 +570,12 @@ pub fn prepare(spec: &Spec, batch: usize, options: OpOptions) -> R<Prepared> {
             "maxpool" => maxpool(batch, options),
             "pool-proj" => pool_proj(batch, options, true),
             "pool-proj-unfused" => pool_proj(batch, options, false),
-            "inception" => inception(&MODULE_3A, batch, options),
+            "inception" => inception(&MODULE_3A, 28, batch, options),
             "inception-unfused" => inception_unfused(&MODULE_3A, batch, options),
-            other => Err(format!("unknown workload '{other}'")),
+            other => match googlenet_module(other) {
+                Some((cfg, side)) => inception(&cfg, side, batch, options),
+                None => Err(format!("unknown workload '{other}'")),
+            },
         },
     }
 }

@@ -529,6 +529,31 @@ impl ConvCore {
         Ok(())
     }
 
+    /// [`ConvCore::run_tile`] of a 1x1 convolution over every output channel: `mr` pixels read
+    /// at (offset, pixel stride) `a_at` in `a`, written at `c_at` in `c`.
+    pub(crate) fn run_pointwise_tile(
+        &self,
+        op: &str,
+        a: &[f32],
+        (a_offset, a_pixel_stride): (usize, usize),
+        mr: usize,
+        c: &mut [f32],
+        (c_offset, c_pixel_stride): (usize, usize),
+    ) -> Result<()> {
+        self.run_tile(
+            op,
+            &TapSet::new(&ONE_TAP),
+            a,
+            a_offset,
+            a_pixel_stride,
+            mr,
+            c,
+            c_offset,
+            c_pixel_stride,
+            self.all_blocks(),
+        )
+    }
+
     /// The tile of `mr` pixels on output-channel block `block`, its input and output at the
     /// given (offset, pixel stride).
     pub(crate) fn block_tile(
@@ -602,6 +627,10 @@ thread_local! {
     /// Per-thread Winograd tiles: a second buffer, because a Winograd 3x3 runs inside the fused
     /// operators while they hold `SCRATCH`.
     static WINOGRAD_SCRATCH: ScratchCell = RefCell::new(AVec::new(64));
+    /// Per-thread buffer for an intermediate that the tasks of one run share (the module's
+    /// reductions of a whole image, see `Inception::run`): held by the calling thread while the
+    /// tasks run, so a third cell.
+    static SHARED_SCRATCH: ScratchCell = RefCell::new(AVec::new(64));
 }
 
 /// Runs `f` with the first `len` elements of `cell`, grown if needed.
@@ -616,6 +645,19 @@ fn with_cell<R>(cell: &ScratchCell, len: usize, f: impl FnOnce(&mut [f32]) -> R)
 /// Runs `f` with a per-thread scratch of at least `len` elements.
 pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.with(|cell| with_cell(cell, len, f))
+}
+
+/// Runs `f` with this thread's shared-intermediate buffer of at least `len` elements, or returns
+/// `None` if the buffer is in use: the thread holds it across a parallel region, in which rayon
+/// may run another operator's tasks on it.
+pub(crate) fn try_with_shared_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> Option<R> {
+    SHARED_SCRATCH.with(|cell| {
+        let mut scratch = cell.try_borrow_mut().ok()?;
+        if scratch.len() < len {
+            scratch.resize(len, 0.0);
+        }
+        Some(f(&mut scratch[..len]))
+    })
 }
 
 /// [`with_scratch`] for the Winograd tiles.
