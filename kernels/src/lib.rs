@@ -420,7 +420,7 @@ impl<'t> TapSet<'t> {
     /// let one = [Tap::new(0, 0)];
     /// assert_eq!(TapSet::new(&one).taps(), &one);
     /// ```
-    pub fn new(taps: &'t [Tap]) -> Self {
+    pub const fn new(taps: &'t [Tap]) -> Self {
         let mut set = TapSet {
             taps,
             head_min: [isize::MAX; TRACKED_SKIP + 1],
@@ -429,17 +429,26 @@ impl<'t> TapSet<'t> {
             max_skip: 0,
             skips_both_ends: false,
         };
-        for t in taps {
-            set.max_weight_offset = set.max_weight_offset.max(t.weight_offset);
+        // `while` and plain comparisons: a `const fn` (so a fixed set is built at compile time).
+        let mut i = 0;
+        while i < taps.len() {
+            let t = taps[i];
+            if t.weight_offset > set.max_weight_offset {
+                set.max_weight_offset = t.weight_offset;
+            }
             let (head, tail) = (t.skip_head as usize, t.skip_tail as usize);
-            set.max_skip = set.max_skip.max(head).max(tail);
+            let skip = if head > tail { head } else { tail };
+            if skip > set.max_skip {
+                set.max_skip = skip;
+            }
             set.skips_both_ends |= head > 0 && tail > 0;
-            if let Some(min) = set.head_min.get_mut(head) {
-                *min = (*min).min(t.input_offset);
+            if head <= TRACKED_SKIP && t.input_offset < set.head_min[head] {
+                set.head_min[head] = t.input_offset;
             }
-            if let Some(max) = set.tail_max.get_mut(tail) {
-                *max = (*max).max(t.input_offset);
+            if tail <= TRACKED_SKIP && t.input_offset > set.tail_max[tail] {
+                set.tail_max[tail] = t.input_offset;
             }
+            i += 1;
         }
         set
     }

@@ -8,11 +8,9 @@
 //! reduced row is computed once; only rows at task boundaries are computed by both neighbours.
 //! Both stages have their own bias and epilogue.
 
-use incept_kernels::TapSet;
-
 use super::conv2d::{Dest, Engine, Source, MAX_KERNEL};
 use super::window::{Padding, Window};
-use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
+use super::{with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP_SET};
 #[cfg(doc)]
 use crate::error::ErrorKind;
 use crate::error::{mismatch, Error, Result};
@@ -506,7 +504,6 @@ impl Bottleneck {
         let scratch_len = band_rows * w * r;
         let out_ps = output.pixel_stride();
         let (a, a_ps) = (input.data(), input.pixel_stride());
-        let one_tap = TapSet::new(&ONE_TAP);
         // Input rows the output rows `y0..y1` read: `lo..hi`, clipped to the image.
         // With Winograd, the 6 input rows of every tile row the outputs touch.
         let needed = |y0: usize, y1: usize| {
@@ -552,7 +549,7 @@ impl Bottleneck {
                             let c0 = (ready - lo) * w * r;
                             self.reduce.run_line(
                                 "bottleneck",
-                                &one_tap,
+                                &ONE_TAP_SET,
                                 a,
                                 a0,
                                 a_ps,

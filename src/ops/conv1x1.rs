@@ -7,9 +7,7 @@
 //! stream past it from L2. (Blocks outermost within groups of 196-784 pixels measured the same,
 //! batch 1 on one thread and batch 8 on two.)
 
-use incept_kernels::TapSet;
-
-use super::{ConvCore, Epilogue, OpOptions, ONE_TAP};
+use super::{ConvCore, Epilogue, OpOptions, ONE_TAP_SET};
 #[cfg(doc)]
 use crate::error::ErrorKind;
 use crate::error::Result;
@@ -293,12 +291,11 @@ impl Conv1x1 {
         let chunk = chunk_pixels(par, pixels, self.core.kernel.mr, self.macs(pixels), 4);
         let (a, a_base, a_stride) = (input.data(), input.offset(), input.pixel_stride());
         let c_stride = output.pixel_stride();
-        let taps = TapSet::new(&ONE_TAP);
         for_each_output_chunk(par, output.spanned_mut(), c_stride, chunk, |first, c| {
             let count = chunk.min(pixels - first);
             self.core.run_line(
                 "conv1x1",
-                &taps,
+                &ONE_TAP_SET,
                 a,
                 a_base + first * a_stride,
                 a_stride,

@@ -29,13 +29,12 @@
 //! O(threads x band).
 
 use incept_kernels::pooling_tile::PoolingKernelInfo;
-use incept_kernels::TapSet;
 
 use super::conv2d::{Dest, Engine, Source, MAX_KERNEL};
 use super::maxpool::{MaxPool2d, MaxPool2dDesc};
 use super::pool_proj::{interleaved_scratch_pixels, interleaving, pool_project_interleaved};
 use super::window::{Padding, Window};
-use super::{try_with_shared_scratch, with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP};
+use super::{try_with_shared_scratch, with_scratch, ConvCore, Epilogue, OpOptions, ONE_TAP_SET};
 #[cfg(doc)]
 use crate::error::ErrorKind;
 use crate::error::{invalid, mismatch, Error, Result};
@@ -826,7 +825,6 @@ impl Inception {
             pixel_stride: a_ps,
             offset: input.offset(),
         };
-        let one_tap = TapSet::new(&ONE_TAP);
         let (off3, off5, offp) = (
             cfg.c1x1,
             cfg.c1x1 + cfg.c3x3,
@@ -1054,7 +1052,7 @@ impl Inception {
                                         .pool_rows(&in_src, 0, (h, w), p0..p1, sp, &pooled)?;
                                     proj.run_line(
                                         "inception",
-                                        &one_tap,
+                                        &ONE_TAP_SET,
                                         sp,
                                         0,
                                         cfg.in_channels,

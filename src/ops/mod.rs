@@ -542,7 +542,7 @@ impl ConvCore {
     ) -> Result<()> {
         self.run_tile(
             op,
-            &TapSet::new(&ONE_TAP),
+            &ONE_TAP_SET,
             a,
             a_offset,
             a_pixel_stride,
@@ -667,3 +667,6 @@ pub(crate) fn with_winograd_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) ->
 
 /// The single tap of a 1x1 convolution.
 pub(crate) const ONE_TAP: [Tap; 1] = [Tap::new(0, 0)];
+
+/// [`ONE_TAP`] as a tap set, built once at compile time.
+pub(crate) const ONE_TAP_SET: TapSet<'static> = TapSet::new(&ONE_TAP);

@@ -11,11 +11,10 @@ use incept_kernels::pooling_tile::{
     max_runs_beside_fma, pooling_kernel, PoolInput, PoolingKernelInfo, ProjectionOutput,
     MAX_POOLED_PIXELS, POOLED_CHANNEL_MULTIPLE,
 };
-use incept_kernels::TapSet;
 
 use super::conv2d::{Dest, Source};
 use super::maxpool::{MaxPool2d, MaxPool2dDesc};
-use super::{with_scratch, ConvCore, ConvParams, Epilogue, OpOptions, PoolSchedule, ONE_TAP};
+use super::{with_scratch, ConvCore, ConvParams, Epilogue, OpOptions, PoolSchedule, ONE_TAP_SET};
 #[cfg(doc)]
 use crate::error::ErrorKind;
 use crate::error::{invalid, mismatch, Result};
@@ -329,7 +328,6 @@ impl PoolProjection {
             pixel_stride: input.pixel_stride(),
             offset: input.offset(),
         };
-        let one_tap = TapSet::new(&ONE_TAP);
         for_each_output_chunk(
             par,
             output.spanned_mut(),
@@ -363,7 +361,7 @@ impl PoolProjection {
                             .pool_rows(&src, 0, (oh, ow), rows, pooled, &dest)?;
                         self.proj.run_line(
                             "pool projection",
-                            &one_tap,
+                            &ONE_TAP_SET,
                             pooled,
                             0,
                             cin,
