@@ -213,9 +213,11 @@
 //! Each fused operator reports how much a thread needs: [`Bottleneck::scratch_bytes_per_thread`],
 //! [`PoolProjection::scratch_bytes_per_thread`], [`Inception::scratch_bytes_per_thread`]. The
 //! band does not depend on the image height, and the total is at most that figure times the
-//! threads that take part in a run. (When threads split images small enough, [`Inception`]
-//! puts the reduced rows of the whole batch in one such buffer on the calling thread instead of
-//! a band per thread, no larger than the bands it replaces.)
+//! threads that take part in a run. One exception: when its tasks end inside images and the
+//! whole batch's reduced rows take no more than the run's threads' reduced-row bands together,
+//! [`Inception`] keeps those rows in one buffer held by the calling thread (a third per-thread
+//! cache, kept like the others), and its tasks keep only their pool band. The calling thread's
+//! buffer may then be up to the thread count times its reduced-row band.
 //!
 //! ## Errors
 //!

@@ -6,8 +6,8 @@ mod common;
 
 use common::{activations, bias, isas_for_full_size_tests, thread_pool, weights, Mode};
 use incept::{
-    inception_reference, Accuracy, ConvParams, Inception, InceptionConfig, InceptionWeights, Isa,
-    Nhwc, OpOptions, Parallelism, PoolSchedule, TensorView, TensorViewMut,
+    inception_reference, Accuracy, ConvAlgorithm, ConvParams, Inception, InceptionConfig,
+    InceptionWeights, Isa, Nhwc, OpOptions, Parallelism, PoolSchedule, TensorView, TensorViewMut,
 };
 
 /// Owned weights for a config.
@@ -300,16 +300,61 @@ fn tall_images_walk_several_bands_per_task() {
     };
     for cfg in &configs {
         for &(n, hw) in shapes {
-            for (mode, accuracy) in [
-                (Mode::Exact, Accuracy::Exact),
-                (Mode::Random, Accuracy::Relaxed),
+            for (mode, accuracy, algorithm) in [
+                (Mode::Exact, Accuracy::Exact, ConvAlgorithm::Auto),
+                // Forced: `Auto` keeps these narrow convolutions direct.
+                (Mode::Random, Accuracy::Relaxed, ConvAlgorithm::Winograd),
             ] {
                 let options = OpOptions {
                     accuracy,
+                    algorithm,
                     ..OpOptions::default()
                 };
                 check_with(cfg, n, hw, mode, &pars, options, &[]);
             }
+        }
+    }
+}
+
+/// Runs of the module from inside rayon tasks of the pool it runs on: a thread waiting for its
+/// run's tasks may run another run's tasks, which then cannot take the batch's shared buffer of
+/// reduced rows (the waiting run holds it) and compute their own. Every output stays the
+/// sequential one, bit for bit.
+#[test]
+fn runs_nested_in_the_pool_they_use() {
+    use rayon::prelude::*;
+    let cfg = InceptionConfig::GOOGLENET[0].1;
+    let owned = make_weights(&cfg, Mode::Random, 5);
+    let module = Inception::new(&cfg, &borrow(&cfg, &owned)).unwrap();
+    let shape = Nhwc::new(1, 14, 14, cfg.in_channels);
+    let out_shape = module.output_shape(shape);
+    let run = |x: &[f32], par| {
+        let mut out = vec![0.0; out_shape.element_count().unwrap()];
+        let input = TensorView::new(x, shape).unwrap();
+        let mut view = TensorViewMut::new(&mut out, out_shape).unwrap();
+        module.run(&input, &mut view, par).unwrap();
+        out
+    };
+    let inputs: Vec<Vec<f32>> = (0..12)
+        .map(|seed| activations(Mode::Random, shape.element_count().unwrap(), seed))
+        .collect();
+    let want: Vec<Vec<f32>> = inputs
+        .iter()
+        .map(|x| run(x, Parallelism::Sequential))
+        .collect();
+    let pool = thread_pool(3);
+    for _ in 0..10 {
+        let got: Vec<Vec<f32>> = pool.install(|| {
+            inputs
+                .par_iter()
+                .map(|x| run(x, Parallelism::Global))
+                .collect()
+        });
+        for (got, want) in got.iter().zip(&want) {
+            assert!(got
+                .iter()
+                .zip(want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
         }
     }
 }

@@ -663,6 +663,7 @@ impl TileRepeat {
 /// # Errors
 ///
 /// As [`run_tile`] (also when an offset of the last tile overflows); nothing is written then.
+/// A `count` of 0 runs and checks nothing.
 ///
 /// # Examples
 ///

@@ -18,9 +18,8 @@
 //! 2. The 3x3 and 5x5 convolutions read those scratch rows (vertical fusion).
 //! 3. The pool branch pools the band into scratch and projects it with the 1x1 kernel.
 //!
-//!
-//! When threads split images (fewer than two per thread), each task would recompute the reduced
-//! rows around its edges. If the whole batch's reduced rows fit in the memory the tasks' bands
+//! When a task boundary falls inside an image (threads split images), each task would
+//! recompute the reduced rows around its edges. If the whole batch's reduced rows fit in the memory the tasks' bands
 //! would take, the run goes in two parallel steps instead: every task computes the reductions
 //! of its own rows into one shared buffer, then every task runs steps 1 (the 1x1 branch only)
 //! to 3 reading it. Either way the sums are the same, so the output is the same bits.
@@ -697,7 +696,9 @@ impl Inception {
 
     /// Peak scratch per thread, in bytes, for an input of width `w` (independent of height):
     /// reduced rows with their halos and pooled rows. It comes from incept's per-thread scratch
-    /// cache (see the crate docs, "Scratch memory").
+    /// cache (see the crate docs, "Scratch memory"). When a run's tasks end inside images and
+    /// share one buffer of the batch's reduced rows instead, that buffer, held by the calling
+    /// thread, is at most the run's thread count times the reduced rows counted here.
     ///
     /// # Examples
     ///
@@ -1076,8 +1077,8 @@ impl Inception {
             })
         };
 
-        // Threads that share one image would each recompute the reduced rows around their
-        // task's edges (1 + 2 rows of 96 + 16 channels per edge in 3a: 2% of the module at two
+        // Tasks that end inside an image would each recompute the reduced rows around their
+        // edges (1 + 2 rows of 96 + 16 channels per edge in 3a: 2% of the module at two
         // threads, 9% at eight). Instead, when the whole batch's reductions take no more memory
         // than the tasks' bands would, every task first computes its own rows into one buffer,
         // then the tasks read it. Same sums, so the same bits.
@@ -1085,6 +1086,7 @@ impl Inception {
         let shared_len = rows_total.saturating_mul(w).saturating_mul(per_pixel);
         let share = per_pixel > 0
             && chunk_rows < rows_total
+            && !chunk_rows.is_multiple_of(h)
             && threads_share_images(par, ishape.n)
             && shared_len <= par.threads().saturating_mul(len3 + len5);
         if share {
@@ -1298,4 +1300,56 @@ pub fn inception_reference(
         _ => max_pool2d(input, &layout(cin), &pool, &mut out, &slice(cin, offset)),
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ConvParams;
+
+    /// A run whose calling thread already holds the shared buffer of reduced rows (as when rayon
+    /// runs it inside another run's wait) falls back to per-task rows: same output.
+    #[test]
+    fn a_run_finds_the_shared_buffer_taken() {
+        let config = InceptionConfig::googlenet(16, 4, 8, 8, 4, 4, 4);
+        let sizes = [(4, 16), (8, 16), (8, 9 * 8), (4, 16), (4, 25 * 4), (4, 16)];
+        let data: Vec<Vec<f32>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &(o, k))| (0..o * k).map(|j| ((i + j) % 5) as f32 - 2.0).collect())
+            .collect();
+        let p = |i: usize| ConvParams {
+            weights: &data[i],
+            bias: None,
+        };
+        let weights = InceptionWeights {
+            conv1x1: p(0),
+            reduce3x3: Some(p(1)),
+            conv3x3: p(2),
+            reduce5x5: Some(p(3)),
+            conv5x5: p(4),
+            pool_proj: Some(p(5)),
+        };
+        let module = Inception::new(&config, &weights).unwrap();
+        let shape = Nhwc::new(1, 20, 20, 16);
+        let x: Vec<f32> = (0..shape.element_count().unwrap())
+            .map(|i| (i % 7) as f32 - 3.0)
+            .collect();
+        let out_shape = module.output_shape(shape);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let run = |par| {
+            let mut y = vec![f32::NAN; out_shape.element_count().unwrap()];
+            let input = TensorView::new(&x, shape).unwrap();
+            let mut out = TensorViewMut::new(&mut y, out_shape).unwrap();
+            module.run(&input, &mut out, par).unwrap();
+            y
+        };
+        let want = run(Parallelism::Sequential);
+        assert_eq!(run(Parallelism::Pool(&pool)), want);
+        let taken = try_with_shared_scratch(1, |_| run(Parallelism::Pool(&pool)));
+        assert_eq!(taken, Some(want));
+    }
 }
