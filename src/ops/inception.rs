@@ -19,10 +19,11 @@
 //! 3. The pool branch pools the band into scratch and projects it with the 1x1 kernel.
 //!
 //! When a task boundary falls inside an image (threads split images), each task would
-//! recompute the reduced rows around its edges. If the whole batch's reduced rows fit in the memory the tasks' bands
-//! would take, the run goes in two parallel steps instead: every task computes the reductions
-//! of its own rows into one shared buffer, then every task runs steps 1 (the 1x1 branch only)
-//! to 3 reading it. Either way the sums are the same, so the output is the same bits.
+//! recompute the reduced rows around its edges. If the whole batch's reduced rows fit in the
+//! memory the tasks' bands would take, the run goes in two parallel steps instead: every task
+//! computes the reductions of its own rows into one shared buffer, then every task runs steps 1
+//! (the 1x1 branch only) to 3 reading it. Either way the sums are the same, so the output is
+//! the same bits.
 //!
 //! No intermediate tensor larger than the bands is ever materialised; scratch is
 //! O(threads x band).
@@ -1078,10 +1079,10 @@ impl Inception {
         };
 
         // Tasks that end inside an image would each recompute the reduced rows around their
-        // edges (1 + 2 rows of 96 + 16 channels per edge in 3a: 2% of the module at two
-        // threads, 9% at eight). Instead, when the whole batch's reductions take no more memory
-        // than the tasks' bands would, every task first computes its own rows into one buffer,
-        // then the tasks read it. Same sums, so the same bits.
+        // edges (in 3a one 96-channel and two 16-channel rows per edge: by count about 1% of the
+        // module's multiply-adds at two threads, 7% at eight). Instead, when the whole batch's
+        // reductions take no more memory than the tasks' bands would, every task first computes
+        // its own rows into one buffer, then the tasks read it. Same sums, so the same bits.
         let per_pixel = r3 + r5;
         let shared_len = rows_total.saturating_mul(w).saturating_mul(per_pixel);
         let share = per_pixel > 0
@@ -1133,7 +1134,7 @@ struct Held {
     n: usize,
     /// The image row in scratch row 0.
     base: usize,
-    /// Image rows `.0...1` of the 3x3's and the 5x5's reduction that are computed.
+    /// Image rows `start..end` of the 3x3's and the 5x5's reduction that are computed.
     valid3: (usize, usize),
     valid5: (usize, usize),
 }
