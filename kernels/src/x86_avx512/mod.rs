@@ -254,6 +254,40 @@ macro_rules! one_k_step {
     };
 }
 
+/// Sets the four row bases `one_k_step!` addresses from `{a0}` (row 0) and the stride `{s}`:
+/// `{a3}` = row 3, `{a5}` = row 5, `{a10}` = row 10.
+macro_rules! row_bases {
+    () => {
+        concat!(
+            "lea {a3}, [{a0} + 2*{s}]\n",
+            "add {a3}, {s}\n",
+            "lea {a5}, [{a3} + 2*{s}]\n",
+            "lea {a10}, [{a5} + 4*{s}]\n",
+            "add {a10}, {s}\n",
+        )
+    };
+}
+
+/// Moves the four row bases on by `$bytes` (the channels of the k steps just done).
+macro_rules! advance_rows {
+    ($bytes:literal) => {
+        concat!(
+            "add {a0}, ",
+            $bytes,
+            "\n",
+            "add {a3}, ",
+            $bytes,
+            "\n",
+            "add {a5}, ",
+            $bytes,
+            "\n",
+            "add {a10}, ",
+            $bytes,
+            "\n",
+        )
+    };
+}
+
 /// The reduction over `k` input channels of one tap, hand-scheduled: intrinsics left LLVM
 /// recomputing the 14 row addresses with a chain of 13 integer adds per k step (60 uops per 28
 /// FMAs). Here the rows are addressed from four base pointers and a stride register (x86 scales
@@ -299,11 +333,7 @@ unsafe fn k_loop<const ROWS: usize, const NRV: usize, const HEAD: usize, const T
     unsafe {
         asm_with_accumulators!(
             acc,
-            "lea {a3}, [{a0} + 2*{s}]",
-            "add {a3}, {s}",
-            "lea {a5}, [{a3} + 2*{s}]",
-            "lea {a10}, [{a5} + 4*{s}]",
-            "add {a10}, {s}",
+            row_bases!(),
             "lea {pf}, [{a10} + 4*{s}]", // row 14: the next tile
             "test {groups}, {groups}",
             "jz 3f",
@@ -318,10 +348,7 @@ unsafe fn k_loop<const ROWS: usize, const NRV: usize, const HEAD: usize, const T
             "prefetcht0 [{pf} + 192]",
             "add {pf}, 256",
             "add {w}, 512",
-            "add {a0}, 16",
-            "add {a3}, 16",
-            "add {a5}, 16",
-            "add {a10}, 16",
+            advance_rows!("16"),
             "dec {groups}",
             "jnz 2b",
             "3:",
@@ -332,10 +359,7 @@ unsafe fn k_loop<const ROWS: usize, const NRV: usize, const HEAD: usize, const T
             one_k_step!(),
             ".endr",
             "add {w}, 128",
-            "add {a0}, 4",
-            "add {a3}, 4",
-            "add {a5}, 4",
-            "add {a10}, 4",
+            advance_rows!("4"),
             "dec {rest}",
             "jnz 4b",
             "5:",
